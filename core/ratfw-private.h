@@ -48,11 +48,6 @@ RatTensor *rat_empty_strided(RatDType dtype, RatShape shape, const gint64 *strid
 /* Number of fixed-size chunks (independent of thread count) for deterministic parallel reductions. */
 #define RAT_REDUCE_CHUNK 4096
 
-/* Fatal programming error with the shapes involved (user-facing shape errors are caught earlier by GError). */
-#define rat_check(cond, ...)                                                                                  \
-  do {                                                                                                        \
-    if (G_UNLIKELY(!(cond))) g_error(__VA_ARGS__);                                                            \
-  } while (0)
 
 char *rat_tensor_describe(const RatTensor *t); /* "f32[2, 3] strides [3, 1]" */
 int rat_norm_axis(int axis, int ndim);

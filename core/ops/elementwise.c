@@ -56,24 +56,24 @@ static RatTensor *run_unary(RatTensor *a, RatIterFunc fn, float *params) {
 /* x: element of a, z: element of b, P: parameter array */
 #define BINARY_KERNEL(NAME, EXPR)                                                                             \
   static void NAME(gint64 n, char **p, const gint64 *st, gpointer user) {                                     \
-    const float *P = user;                                                                                    \
-    (void)P;                                                                                                  \
-    float *y = (float *)p[0];                                                                                 \
-    const float *A = (const float *)p[1], *B = (const float *)p[2];                                           \
+    float P[4] = {0}; /* kernel parameters as locals (callers pass float[4]): lets the loops vectorize */     \
+    if (user) memcpy(P, user, sizeof(P));                                                                     \
+    float *restrict y = (float *)p[0];                                                                        \
+    const float *restrict A = (const float *)p[1], *restrict B = (const float *)p[2];                         \
     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {                                                             \
-      for (gint64 i = 0; i < n; i++) {                                                                        \
+      _Pragma("omp simd") for (gint64 i = 0; i < n; i++) {                                                    \
         float x = A[i], z = B[i];                                                                             \
         y[i] = (EXPR);                                                                                        \
       }                                                                                                       \
     } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {                                                      \
       const float z = B[0];                                                                                   \
-      for (gint64 i = 0; i < n; i++) {                                                                        \
+      _Pragma("omp simd") for (gint64 i = 0; i < n; i++) {                                                    \
         float x = A[i];                                                                                       \
         y[i] = (EXPR);                                                                                        \
       }                                                                                                       \
     } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {                                                      \
       const float x = A[0];                                                                                   \
-      for (gint64 i = 0; i < n; i++) {                                                                        \
+      _Pragma("omp simd") for (gint64 i = 0; i < n; i++) {                                                    \
         float z = B[i];                                                                                       \
         y[i] = (EXPR);                                                                                        \
       }                                                                                                       \
@@ -87,12 +87,12 @@ static RatTensor *run_unary(RatTensor *a, RatIterFunc fn, float *params) {
 
 #define UNARY_KERNEL(NAME, EXPR)                                                                              \
   static void NAME(gint64 n, char **p, const gint64 *st, gpointer user) {                                     \
-    const float *P = user;                                                                                    \
-    (void)P;                                                                                                  \
-    float *y = (float *)p[0];                                                                                 \
-    const float *A = (const float *)p[1];                                                                     \
+    float P[4] = {0}; /* kernel parameters as locals (callers pass float[4]): lets the loops vectorize */     \
+    if (user) memcpy(P, user, sizeof(P));                                                                     \
+    float *restrict y = (float *)p[0];                                                                        \
+    const float *restrict A = (const float *)p[1];                                                            \
     if (st[0] == 1 && st[1] == 1) {                                                                           \
-      for (gint64 i = 0; i < n; i++) {                                                                        \
+      _Pragma("omp simd") for (gint64 i = 0; i < n; i++) {                                                    \
         float x = A[i];                                                                                       \
         y[i] = (EXPR);                                                                                        \
       }                                                                                                       \
@@ -110,7 +110,9 @@ BINARY_KERNEL(k_mul, x *z)
 BINARY_KERNEL(k_div, x / z)
 BINARY_KERNEL(k_axpby, P[0] * x + P[1] * z)
 /* gradient-mask kernels: x is the incoming gradient, z the forward input */
-BINARY_KERNEL(k_lrelu_bwd, z > 0.0f ? x : x * P[0])
+BINARY_KERNEL(k_lrelu_bwd, x * (z > 0.0f ? 1.0f : P[0])) /* = z > 0 ? x : x * slope, written to vectorize */
+/* slope 0 is relu's backward: exactly 0 off the support even for an infinite gradient (torch threshold_backward) */
+BINARY_KERNEL(k_relu_bwd, z > 0.0f ? x : 0.0f)
 BINARY_KERNEL(k_clamp_bwd, (z >= P[0] && z <= P[1]) ? x : 0.0f)
 BINARY_KERNEL(k_finite_bwd, isfinite(z) ? x : 0.0f)
 
@@ -128,8 +130,9 @@ UNARY_KERNEL(k_abs, fabsf(x))
 UNARY_KERNEL(k_sign, (float)((x > 0.0f) - (x < 0.0f)))
 UNARY_KERNEL(k_tanh, tanhf(x))
 UNARY_KERNEL(k_sigmoid, 1.0f / (1.0f + expf(-x)))
-UNARY_KERNEL(k_relu, x > 0.0f ? x : 0.0f)
-UNARY_KERNEL(k_lrelu, x > 0.0f ? x : x * P[0])
+UNARY_KERNEL(k_relu, x < 0.0f ? 0.0f : x) /* NaN propagates, as torch.relu */
+/* = x > 0 ? x : x * slope (NaN propagates), in a select-only form the vectorizer accepts */
+UNARY_KERNEL(k_lrelu, (x > 0.0f ? x : 0.0f) + P[0] * (x > 0.0f ? 0.0f : x))
 UNARY_KERNEL(k_qgelu, x / (1.0f + expf(-1.702f * x)))
 UNARY_KERNEL(k_clamp, x < P[0] ? P[0] : (x > P[1] ? P[1] : x))
 UNARY_KERNEL(k_nan_to_num, isnan(x) ? P[0] : (isinf(x) ? (x > 0 ? P[1] : P[2]) : x))
@@ -157,10 +160,14 @@ static RatTensor *record_axpby(RatTensor *y, RatTensor *a, RatTensor *b, float s
   return y;
 }
 
-RatTensor *rat_add(RatTensor *a, RatTensor *b) { return record_axpby(run_binary(a, b, k_add, NULL, "add"), a, b, 1, 1); }
-RatTensor *rat_sub(RatTensor *a, RatTensor *b) { return record_axpby(run_binary(a, b, k_sub, NULL, "sub"), a, b, 1, -1); }
+RatTensor *rat_add(RatTensor *a, RatTensor *b) {
+  return record_axpby(run_binary(a, b, k_add, NULL, "add"), a, b, 1, 1);
+}
+RatTensor *rat_sub(RatTensor *a, RatTensor *b) {
+  return record_axpby(run_binary(a, b, k_sub, NULL, "sub"), a, b, 1, -1);
+}
 RatTensor *rat_axpby(float alpha, RatTensor *a, float beta, RatTensor *b) {
-  float P[2] = {alpha, beta};
+  float P[4] = {alpha, beta};
   return record_axpby(run_binary(a, b, k_axpby, P, "axpby"), a, b, alpha, beta);
 }
 
@@ -215,15 +222,15 @@ static RatTensor *record_scale(RatTensor *y, RatTensor *a, float s) {
 }
 
 RatTensor *rat_add_scalar(RatTensor *a, float s) {
-  float P[1] = {s};
+  float P[4] = {s};
   return record_scale(run_unary(a, k_add_s, P), a, 1.0f);
 }
 RatTensor *rat_mul_scalar(RatTensor *a, float s) {
-  float P[1] = {s};
+  float P[4] = {s};
   return record_scale(run_unary(a, k_mul_s, P), a, s);
 }
 RatTensor *rat_rsub_scalar(RatTensor *a, float s) {
-  float P[1] = {s};
+  float P[4] = {s};
   return record_scale(run_unary(a, k_rsub_s, P), a, -1.0f);
 }
 RatTensor *rat_neg(RatTensor *a) { return record_scale(run_unary(a, k_neg, NULL), a, -1.0f); }
@@ -242,9 +249,12 @@ static void unary_backward(RatNode *n, RatTensor *const *gy, RatTensor **gx) {
   case U_LOG: gx[0] = rat_div(g, x); break;
   case U_SQRT: gx[0] = rat_div(rat_mul_scalar(g, 0.5f), y); break;
   case U_RSQRT: gx[0] = rat_mul(g, rat_mul_scalar(rat_pow_scalar(x, -1.5f), -0.5f)); break;
-  case U_POW:
-    gx[0] = p == 2.0f ? rat_mul(g, rat_mul_scalar(x, 2.0f))
-                      : (p == 1.0f ? g : rat_mul(g, rat_mul_scalar(rat_pow_scalar(x, p - 1.0f), p)));
+  case U_POW: /* torch pow_backward: exactly zero for p == 0 (p * x^-1 would be NaN at x = 0) */
+    if (p == 0.0f)
+      gx[0] = rat_mul_scalar(g, 0.0f);
+    else
+      gx[0] = p == 2.0f ? rat_mul(g, rat_mul_scalar(x, 2.0f))
+                        : (p == 1.0f ? g : rat_mul(g, rat_mul_scalar(rat_pow_scalar(x, p - 1.0f), p)));
     break;
   case U_SQUARE: gx[0] = rat_mul(g, rat_mul_scalar(x, 2.0f)); break;
   case U_ABS: gx[0] = rat_mul(g, rat_sign(x)); break;
@@ -262,7 +272,7 @@ static void unary_backward(RatNode *n, RatTensor *const *gy, RatTensor **gx) {
 static const RatOpDef op_unary = {.name = "unary", .n_inputs = 1, .backward = unary_backward};
 
 static RatTensor *unary(RatTensor *a, RatIterFunc fn, UKind kind, float p) {
-  float P[1] = {p};
+  float P[4] = {p};
   RatTensor *y = run_unary(a, fn, P);
   RatNode *n = rat_record(&op_unary, &y, 1, &a, 1);
   if (n) {
@@ -297,8 +307,8 @@ static void lrelu_bwd_backward(RatNode *n, RatTensor *const *gy, RatTensor **gx)
 static const RatOpDef op_lrelu_bwd = {.name = "leaky_relu_backward", .n_inputs = 2, .backward = lrelu_bwd_backward};
 
 RatTensor *rat_leaky_relu_backward(RatTensor *g, RatTensor *x, float slope) {
-  float P[1] = {slope};
-  RatTensor *y = run_binary(g, x, k_lrelu_bwd, P, "leaky_relu_backward");
+  float P[4] = {slope};
+  RatTensor *y = run_binary(g, x, slope == 0.0f ? k_relu_bwd : k_lrelu_bwd, P, "leaky_relu_backward");
   RatTensor *in[2] = {g, x};
   RatNode *n = rat_record(&op_lrelu_bwd, &y, 1, in, 2);
   if (n) {
@@ -324,7 +334,7 @@ static RatTensor *record_lrelu(RatTensor *y, RatTensor *a, float slope) {
 
 RatTensor *rat_relu(RatTensor *a) { return record_lrelu(run_unary(a, k_relu, NULL), a, 0.0f); }
 RatTensor *rat_leaky_relu(RatTensor *a, float slope) {
-  float P[1] = {slope};
+  float P[4] = {slope};
   return record_lrelu(run_unary(a, k_lrelu, P), a, slope);
 }
 
@@ -339,7 +349,7 @@ static void masked_grad_backward(RatNode *n, RatTensor *const *gy, RatTensor **g
 static const RatOpDef op_masked_grad = {.name = "masked_grad", .n_inputs = 2, .backward = masked_grad_backward};
 
 static RatTensor *masked_grad(RatTensor *g, RatTensor *x, MaskKind kind, float lo, float hi) {
-  float P[2] = {lo, hi};
+  float P[4] = {lo, hi};
   RatTensor *y = run_binary(g, x, kind == M_CLAMP ? k_clamp_bwd : k_finite_bwd, P, "masked_grad");
   RatTensor *in[2] = {g, x};
   RatNode *n = rat_record(&op_masked_grad, &y, 1, in, 2);
@@ -370,12 +380,12 @@ static RatTensor *record_masked(RatTensor *y, RatTensor *a, MaskKind kind, float
 }
 
 RatTensor *rat_clamp(RatTensor *a, float lo, float hi) {
-  float P[2] = {lo, hi};
+  float P[4] = {lo, hi};
   return record_masked(run_unary(a, k_clamp, P), a, M_CLAMP, lo, hi);
 }
 
 RatTensor *rat_nan_to_num(RatTensor *a, float nan_v, float pos_v, float neg_v) {
-  float P[3] = {nan_v, pos_v, neg_v};
+  float P[4] = {nan_v, pos_v, neg_v};
   return record_masked(run_unary(a, k_nan_to_num, P), a, M_FINITE, 0, 0);
 }
 
@@ -401,6 +411,8 @@ RatTensor *rat_where_positive(RatTensor *m, RatTensor *a, RatTensor *b) {
   rat_check(rat_broadcast_shape(rat_tensor_shape(m), rat_tensor_shape(a), &s1) &&
                 rat_broadcast_shape(s1, rat_tensor_shape(b), &s),
             "ratfw: where: shapes do not broadcast");
+  rat_check(m->dtype == RAT_DTYPE_F32 && a->dtype == RAT_DTYPE_F32 && b->dtype == RAT_DTYPE_F32,
+            "ratfw: where needs f32 operands");
   RatTensor *y = out_for(s, a, b);
   gint64 st[4][RAT_MAX_DIMS];
   memcpy(st[0], y->stride, sizeof(st[0]));

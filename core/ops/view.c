@@ -95,6 +95,7 @@ RatTensor *rat_reshape(RatTensor *a, RatShape shape) {
 }
 
 RatTensor *rat_flatten(RatTensor *a, int start, int end) {
+  if (a->ndim == 0) return rat_reshape(a, RAT_SHAPE(1)); /* torch.flatten of a 0-d tensor is 1-d */
   start = rat_norm_axis(start, a->ndim);
   end = rat_norm_axis(end, a->ndim);
   RatShape s = {.ndim = 0};
@@ -168,9 +169,11 @@ static void expand_backward(RatNode *n, RatTensor *const *gy, RatTensor **gx) {
 static const RatOpDef op_expand = {.name = "expand", .n_inputs = 1, .backward = expand_backward};
 
 RatTensor *rat_expand(RatTensor *a, RatShape shape) {
-  if (rat_shape_equal(shape, rat_tensor_shape(a))) return a;
   gint64 st[RAT_MAX_DIMS];
   rat_check(shape.ndim >= a->ndim, "ratfw: expand to fewer dimensions");
+  for (int d = shape.ndim - a->ndim; d < shape.ndim; d++) /* -1 keeps the size (torch.Tensor.expand) */
+    if (shape.d[d] == -1) shape.d[d] = a->shape[d - (shape.ndim - a->ndim)];
+  if (rat_shape_equal(shape, rat_tensor_shape(a))) return a;
   rat_broadcast_strides(a, shape.ndim, shape.d, st);
   RatTensor *y = make_view(a, shape.ndim, shape.d, st, a->offset);
   rat_record(&op_expand, &y, 1, &a, 1);
@@ -241,15 +244,23 @@ static void copy_backward(RatNode *n, RatTensor *const *gy, RatTensor **gx) {
 }
 static const RatOpDef op_copy = {.name = "copy", .n_inputs = 1, .backward = copy_backward};
 
+/* 32-bit word copy for i32 tensors (a round trip through float would round ids above 2^24). */
+static void copy_words(gint64 n, char **p, const gint64 *st, gpointer user) {
+  guint32 *d = (guint32 *)p[0];
+  const guint32 *s = (const guint32 *)p[1];
+  for (gint64 i = 0; i < n; i++) d[i * st[0]] = s[i * st[1]];
+}
+
 static RatTensor *copy_to(RatTensor *a, const gint64 *stride) {
   RatTensor *y = rat_empty_strided(a->dtype, rat_tensor_shape(a), stride);
   if (a->dtype == RAT_DTYPE_I32) {
-    gint64 n = rat_tensor_numel(a);
-    float *tmp = g_new(float, n);
-    rat_tensor_read(a, tmp);
-    gint32 *d = rat_tensor_data_i32(y);
-    for (gint64 i = 0; i < n; i++) d[i] = (gint32)tmp[i];
-    g_free(tmp);
+    RatTensor *ops[2] = {y, a};
+    gint64 st[2][RAT_MAX_DIMS];
+    memcpy(st[0], y->stride, sizeof(st[0]));
+    memcpy(st[1], a->stride, sizeof(st[1]));
+    RatIter it;
+    rat_iter_init(&it, 2, ops, (const gint64(*)[RAT_MAX_DIMS])st, a->ndim, a->shape);
+    rat_iter_run(&it, copy_words, NULL);
     return y;
   }
   rat_tensor_copy_(y, a);

@@ -26,8 +26,9 @@ const char *rat_safetensors_meta(const RatSafetensors *st, const char *key);
 gboolean rat_safetensors_save(const char *path, guint n, const char *const *names, RatTensor *const *tensors,
                               GHashTable *metadata, GError **error);
 
-/* PNG: read to [C,H,W] f32 in [0,1] (C = 1, 3 or 4 as stored, 16-bit scaled; palette expanded);
- * write [C,H,W] (C = 1, 3 or 4) from values in [0,1] (clamped, rounded). Atomic write. */
+/* PNG: read to [C,H,W] f32 in [0,1] (C = 1 gray, 2 gray+alpha, 3 RGB or 4 RGBA as stored; 16-bit scaled by
+ * 1/65535; palette expanded to RGB, or RGBA with a tRNS chunk; interlaced read); write 8-bit [C,H,W]
+ * (C = 1, 2, 3 or 4, any strides) from values in [0,1] (clamped, rounded, NaN as 0). Atomic write. */
 RatTensor *rat_png_read(const char *path, GError **error);
 gboolean rat_png_write(const char *path, RatTensor *chw, GError **error);
 

@@ -6,3 +6,10 @@
 #include <ratfw/tensor.h>
 #include <ratfw/autograd.h>
 #include <ratfw/ops.h>
+#include <ratfw/io.h>
+#include <ratfw/nn.h>
+#include <ratfw/module.h>
+#include <ratfw/config.h>
+#include <ratfw/run.h>
+#include <ratfw/text.h>
+#include <ratfw/data.h>

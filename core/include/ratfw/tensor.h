@@ -147,6 +147,13 @@ void rat_allocator_trim(void);
 RatTensor *rat_tensor_new_view(RatStorage *storage, RatDType dtype, int ndim, const gint64 *shape,
                                const gint64 *stride, gint64 offset);
 
+/* Aborts with a message for a programming error (wrong shapes passed by code, not by a user: user-caused
+ * problems are GErrors raised earlier, at configuration or load time). */
+#define rat_check(cond, ...)                                                                                  \
+  do {                                                                                                        \
+    if (G_UNLIKELY(!(cond))) g_error(__VA_ARGS__);                                                            \
+  } while (0)
+
 /* ---- library set-up -------------------------------------------------------------------------------------- */
 
 void rat_init(void);

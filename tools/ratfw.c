@@ -1,0 +1,597 @@
+/* The ratfw command: run, validate, plugins, inspect (issue 3; later issues add sample, eval, ablate, dataset,
+ * bench as further entries of the command table). Exit status: 0 ok, 1 the run failed, 2 usage or config error;
+ * every failure ends with a one-line cause on stderr. */
+#include "config.h"
+
+#include <ratfw/ratfw.h>
+
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EXIT_OK = 0, EXIT_RUN = 1, EXIT_USAGE = 2 };
+
+static volatile gint stop_flag = 0;
+
+static void on_sigint(int sig) {
+  if (g_atomic_int_get(&stop_flag)) {
+    signal(sig, SIG_DFL);
+    raise(sig); /* second Ctrl-C: stop now */
+    return;
+  }
+  g_atomic_int_set(&stop_flag, 1);
+}
+
+static int fail(int status, const char *cmd, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static int fail(int status, const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "ratfw %s: %s\n", cmd, msg);
+  g_free(msg);
+  return status;
+}
+
+/* Multi-line config errors: every line, then the one-line cause last. */
+static int fail_config(const char *cmd, const GError *e) {
+  char **lines = g_strsplit(e->message, "\n", -1);
+  guint n = g_strv_length(lines);
+  if (n > 1)
+    for (guint i = 0; i < n; i++) fprintf(stderr, "%s\n", lines[i]);
+  int st = n > 1 ? fail(EXIT_USAGE, cmd, "%u errors", n) : fail(EXIT_USAGE, cmd, "%s", e->message);
+  g_strfreev(lines);
+  return st;
+}
+
+static RatRegistry *load_registry(gboolean warn, GPtrArray **failures_out) {
+  RatRegistry *reg = rat_registry_new();
+  GPtrArray *failures = g_ptr_array_new_with_free_func((GDestroyNotify)g_error_free);
+  rat_registry_load_all(reg, failures);
+  if (warn && !g_getenv("RATFW_QUIET_PLUGINS"))
+    for (guint i = 0; i < failures->len; i++)
+      fprintf(stderr, "ratfw: warning: plugin not loaded: %s\n", ((GError *)failures->pdata[i])->message);
+  if (failures_out) *failures_out = failures;
+  else g_ptr_array_unref(failures);
+  return reg;
+}
+
+/* Parses a subcommand's options; leaves positional arguments in argv. Returns -1 to continue, else an exit code. */
+static int parse_options(const char *cmd, const char *params, const char *summary, GOptionEntry *entries, int *argc,
+                         char ***argv) {
+  char *p = g_strdup_printf("%s %s", cmd, params);
+  GOptionContext *oc = g_option_context_new(p);
+  g_free(p);
+  g_option_context_set_summary(oc, summary);
+  g_option_context_add_main_entries(oc, entries, NULL);
+  GError *e = NULL;
+  gboolean ok = g_option_context_parse(oc, argc, argv, &e);
+  g_option_context_free(oc);
+  if (!ok) {
+    int st = fail(EXIT_USAGE, cmd, "%s (see ratfw %s --help)", e->message, cmd);
+    g_error_free(e);
+    return st;
+  }
+  return -1;
+}
+
+/* ---- validate -------------------------------------------------------------------------------------------- */
+
+static int cmd_validate(int argc, char **argv) {
+  char **sets = NULL;
+  gboolean resolved = FALSE;
+  GOptionEntry entries[] = {
+      {"set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &sets, "Override a value (repeatable)", "KEY.PATH=VALUE"},
+      {"resolved", 0, 0, G_OPTION_ARG_NONE, &resolved, "Print the resolved config (every default filled in)", NULL},
+      {NULL}};
+  int st = parse_options("validate", "EXPERIMENT.yaml",
+                         "Checks an experiment file against the installed plugins and reports every error with\n"
+                         "file:line:column. Does no work.",
+                         entries, &argc, &argv);
+  if (st >= 0) return st;
+  if (argc != 2) return fail(EXIT_USAGE, "validate", "expected one experiment file (see ratfw validate --help)");
+  RatRegistry *reg = load_registry(TRUE, NULL);
+  GError *e = NULL;
+  RatExperiment *exp = rat_experiment_load(reg, argv[1], (const char *const *)sets, &e);
+  if (!exp) {
+    st = fail_config("validate", e);
+    g_error_free(e);
+  } else {
+    if (resolved) {
+      char *y = rat_experiment_resolved_yaml(reg, exp);
+      fputs(y, stdout);
+      g_free(y);
+    } else {
+      printf("%s: ok (%s%s)\n", argv[1], exp->task ? "task " : "no task: a model description",
+             exp->task ? exp->task->type_name : "");
+    }
+    /* required experiments must be valid too */
+    for (guint i = 0; i < exp->requires->len; i++) {
+      RatExperiment *r = rat_experiment_load(reg, exp->requires->pdata[i], NULL, &e);
+      if (!r) {
+        st = fail_config("validate", e);
+        g_clear_error(&e);
+        break;
+      }
+      rat_experiment_free(r);
+    }
+    if (st < 0) st = EXIT_OK;
+    rat_experiment_free(exp);
+  }
+  g_strfreev(sets);
+  rat_registry_free(reg);
+  return st;
+}
+
+/* ---- run ------------------------------------------------------------------------------------------------- */
+
+typedef struct {
+  RatRegistry *reg;
+  char *command_line;
+  gboolean quiet;
+  GPtrArray *stack; /* experiment paths being run (cycle detection) */
+} Runner;
+
+/* Runs @exp into @dir. Returns an exit status; on failure the cause is printed. */
+static int run_experiment(Runner *r, RatExperiment *exp, const char *dir, gboolean resume) {
+  for (guint i = 0; i < r->stack->len; i++)
+    if (!strcmp(r->stack->pdata[i], exp->path)) return fail(EXIT_USAGE, "run", "requires: cycle through %s", exp->path);
+  g_ptr_array_add(r->stack, exp->path);
+  int st = EXIT_OK;
+  GHashTable *required = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  char *parent = g_path_get_dirname(dir);
+  for (guint i = 0; st == EXIT_OK && i < exp->requires->len; i++) {
+    GError *e = NULL;
+    RatExperiment *req = rat_experiment_load(r->reg, exp->requires->pdata[i], NULL, &e);
+    if (!req) {
+      st = fail_config("run", e);
+      g_error_free(e);
+      break;
+    }
+    char *rdir = rat_run_default_dir(req, parent);
+    if (rat_run_is_complete(rdir)) {
+      if (!r->quiet) fprintf(stderr, "ratfw run: %s: output present in %s\n", req->name, rdir);
+    } else {
+      if (!r->quiet) fprintf(stderr, "ratfw run: %s needs %s: running it first into %s\n", exp->name, req->name, rdir);
+      char *marker = g_build_filename(rdir, "resolved.yaml", NULL);
+      gboolean partial = g_file_test(marker, G_FILE_TEST_EXISTS);
+      g_free(marker);
+      st = run_experiment(r, req, rdir, partial);
+      if (st == EXIT_OK && !rat_run_is_complete(rdir))
+        st = fail(EXIT_RUN, "run", "required experiment %s did not complete (interrupted?)", req->name);
+    }
+    g_hash_table_insert(required, g_strdup(req->path), rdir);
+    rat_experiment_free(req);
+  }
+  g_free(parent);
+  if (st != EXIT_OK) {
+    g_hash_table_unref(required);
+    g_ptr_array_remove_index(r->stack, r->stack->len - 1);
+    return st;
+  }
+  if (!exp->task) {
+    g_hash_table_unref(required);
+    g_ptr_array_remove_index(r->stack, r->stack->len - 1);
+    return fail(EXIT_USAGE, "run", "%s has no 'task:': nothing to run (ratfw plugins lists the tasks)", exp->path);
+  }
+  GError *e = NULL;
+  RatRunContext *ctx = rat_run_context_new(r->reg, exp, dir, resume, r->command_line, &e);
+  if (!ctx) {
+    st = fail(EXIT_USAGE, "run", "%s", e->message);
+    g_error_free(e);
+    g_hash_table_unref(required);
+    g_ptr_array_remove_index(r->stack, r->stack->len - 1);
+    return st;
+  }
+  g_hash_table_unref(ctx->required);
+  ctx->required = required;
+  ctx->stop = &stop_flag;
+  ctx->quiet = r->quiet;
+  rat_run_log(ctx, "ratfw %s: %s -> %s (task %s, seed %" G_GUINT64_FORMAT ", %d threads)%s", RATFW_VERSION,
+              exp->name, ctx->dir, exp->task->type_name, ctx->seed, ctx->threads, ctx->resume ? " resuming" : "");
+  RatBuildContext bctx = exp->sizes;
+  RatModule *task = rat_module_build(r->reg, exp->task, "task", RAT_KIND_TASK, &bctx, &e);
+  gboolean ok = task != NULL;
+  if (ok) {
+    const RatTaskIface *iface = RAT_MODULE_IFACE(task, RatTaskIface);
+    if (!iface || !iface->run) {
+      g_set_error(&e, RAT_ERROR, RAT_ERROR_UNSUPPORTED, "task type '%s' has no run function", task->type->name);
+      ok = FALSE;
+    } else {
+      RatScope s = rat_scope_push();
+      ok = iface->run(task, ctx, &e);
+      rat_scope_pop(s);
+    }
+  }
+  if (!ok) {
+    rat_run_log(ctx, "failed: %s", e ? e->message : "unknown error");
+    st = fail(EXIT_RUN, "run", "%s: %s", exp->name, e ? e->message : "the task failed without a reason");
+    g_clear_error(&e);
+  } else if (ctx->interrupted) {
+    rat_run_log(ctx, "interrupted: continue with ratfw run %s --resume --out %s", exp->path, ctx->dir);
+    st = fail(EXIT_RUN, "run", "%s: interrupted (continue it with --resume)", exp->name);
+  } else {
+    rat_run_log(ctx, "done: %s", ctx->dir);
+  }
+  rat_run_context_finish(ctx, ok);
+  rat_module_free(task);
+  rat_run_context_free(ctx);
+  g_ptr_array_remove_index(r->stack, r->stack->len - 1);
+  return st;
+}
+
+static int cmd_run(int argc, char **argv) {
+  char **sets = NULL, *out = NULL;
+  gboolean resume = FALSE, quiet = FALSE;
+  int threads = 0;
+  GOptionEntry entries[] = {
+      {"set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &sets, "Override a value (repeatable)", "KEY.PATH=VALUE"},
+      {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "Run directory (default: out: of the file, else runs/NAME)", "DIR"},
+      {"resume", 'r', 0, G_OPTION_ARG_NONE, &resume, "Continue the run in the run directory", NULL},
+      {"threads", 't', 0, G_OPTION_ARG_INT, &threads, "OpenMP threads (default: OMP_NUM_THREADS or all)", "N"},
+      {"quiet", 'q', 0, G_OPTION_ARG_NONE, &quiet, "No progress or log lines on stderr", NULL},
+      {NULL}};
+  char *cmdline = g_strjoinv(" ", argv);
+  int st = parse_options("run", "EXPERIMENT.yaml",
+                         "Runs an experiment's task into a run directory holding resolved.yaml, provenance.json,\n"
+                         "log.txt, metrics.jsonl and what the task writes. Required experiments whose output is\n"
+                         "missing run first. Ctrl-C asks the task to checkpoint and stop.",
+                         entries, &argc, &argv);
+  if (st >= 0) {
+    g_free(cmdline);
+    return st;
+  }
+  if (argc != 2) {
+    g_free(cmdline);
+    return fail(EXIT_USAGE, "run", "expected one experiment file (see ratfw run --help)");
+  }
+  if (threads > 0) rat_set_num_threads(threads);
+  RatRegistry *reg = load_registry(!quiet, NULL);
+  GError *e = NULL;
+  RatExperiment *exp = rat_experiment_load(reg, argv[1], (const char *const *)sets, &e);
+  if (!exp) {
+    st = fail_config("run", e);
+    g_error_free(e);
+  } else {
+    signal(SIGINT, on_sigint);
+    Runner r = {.reg = reg, .command_line = g_strdup_printf("ratfw %s", cmdline), .quiet = quiet,
+                .stack = g_ptr_array_new()};
+    char *dir = out ? g_canonicalize_filename(out, NULL) : rat_run_default_dir(exp, NULL);
+    st = run_experiment(&r, exp, dir, resume);
+    g_free(dir);
+    g_free(r.command_line);
+    g_ptr_array_unref(r.stack);
+    rat_experiment_free(exp);
+  }
+  g_free(cmdline);
+  g_free(out);
+  g_strfreev(sets);
+  rat_registry_free(reg);
+  return st;
+}
+
+/* ---- plugins ------------------------------------------------------------------------------------------------ */
+
+static char *arg_default_text(const RatArgSpec *a) { return g_strdup(a->default_value ? a->default_value : "(required)"); }
+
+static char *arg_range_text(const RatArgSpec *a) {
+  if (a->type == RAT_ARG_CHOICE) return g_strjoinv("|", (char **)a->choices);
+  if (a->type == RAT_ARG_MODULE) return g_strdup_printf("a %s", rat_module_kind_name(a->module_kind));
+  if (a->type != RAT_ARG_INT && a->type != RAT_ARG_DOUBLE && a->type != RAT_ARG_INT_LIST) return g_strdup("");
+  if (a->min == RAT_ARG_NO_LIMIT && a->max == RAT_ARG_NO_LIMIT) return g_strdup("any");
+  char lo[32] = "-inf", hi[32] = "inf";
+  if (a->min != RAT_ARG_NO_LIMIT) g_snprintf(lo, sizeof lo, "%.15g", a->min);
+  if (a->max != RAT_ARG_NO_LIMIT) g_snprintf(hi, sizeof hi, "%.15g", a->max);
+  return g_strdup_printf("[%s, %s]", lo, hi);
+}
+
+static const char *arg_type_text(RatArgType t) {
+  static const char *const n[] = {"int", "double", "bool", "string", "choice", "path", "int list", "module"};
+  return (guint)t < G_N_ELEMENTS(n) ? n[t] : "?";
+}
+
+static void print_type(RatRegistry *reg, const RatModuleType *t) {
+  const char *plugin = rat_registry_type_plugin(reg, t);
+  printf("Module type %s\n", t->name);
+  printf("  kind:    %s\n", rat_module_kind_name(t->kind));
+  printf("  plugin:  %s\n", plugin ? plugin : "(core)");
+  for (guint i = 0; i < rat_registry_plugins(reg)->len; i++) {
+    const RatPluginInfo *p = rat_registry_plugins(reg)->pdata[i];
+    if (plugin && !strcmp(p->name, plugin)) printf("  version: %s (%s), %s\n", p->version, p->license, p->path);
+  }
+  printf("\n  %s\n\n", t->doc ? t->doc : "(no description)");
+  if (!t->n_args) {
+    printf("  No arguments.\n");
+    return;
+  }
+  printf("  Arguments (%u):\n", t->n_args);
+  printf("    %-18s %-8s %-14s %-20s %s\n", "name", "type", "default", "range/choices", "description");
+  for (guint i = 0; i < t->n_args; i++) {
+    const RatArgSpec *a = &t->args[i];
+    char *def = arg_default_text(a), *range = arg_range_text(a);
+    printf("    %-18s %-8s %-14s %-20s %s\n", a->name, arg_type_text(a->type), def, range, a->doc ? a->doc : "");
+    g_free(def);
+    g_free(range);
+  }
+}
+
+static int cmd_plugins(int argc, char **argv) {
+  GOptionEntry entries[] = {{NULL}};
+  int st = parse_options("plugins", "[NAME]",
+                         "Lists installed plugins and their module types; with NAME (a module type or plugin),\n"
+                         "shows its arguments with defaults, ranges and documentation.",
+                         entries, &argc, &argv);
+  if (st >= 0) return st;
+  if (argc > 2) return fail(EXIT_USAGE, "plugins", "expected at most one NAME (see ratfw plugins --help)");
+  GPtrArray *failures = NULL;
+  RatRegistry *reg = load_registry(FALSE, &failures);
+  const GPtrArray *plugins = rat_registry_plugins(reg);
+  if (argc == 2) {
+    const char *name = argv[1];
+    const RatModuleType *t = rat_registry_lookup(reg, name);
+    const RatPluginInfo *pi = NULL;
+    for (guint i = 0; i < plugins->len; i++)
+      if (!strcmp(((const RatPluginInfo *)plugins->pdata[i])->name, name)) pi = plugins->pdata[i];
+    if (t) print_type(reg, t);
+    if (pi) {
+      if (t) printf("\n");
+      printf("Plugin %s %s (%s)\n  %s\n  %s\n  Module types:", pi->name, pi->version, pi->license, pi->description,
+             pi->path);
+      GPtrArray *all = rat_registry_types(reg, RAT_KIND_N);
+      for (guint i = 0; i < all->len; i++) {
+        const RatModuleType *ty = all->pdata[i];
+        if (!g_strcmp0(rat_registry_type_plugin(reg, ty), pi->name))
+          printf(" %s (%s)", ty->name, rat_module_kind_name(ty->kind));
+      }
+      printf("\n");
+      g_ptr_array_unref(all);
+    }
+    if (!t && !pi) {
+      GPtrArray *all = rat_registry_types(reg, RAT_KIND_N);
+      const char **names = g_new0(const char *, all->len + plugins->len + 1);
+      guint n = 0;
+      for (guint i = 0; i < all->len; i++) names[n++] = ((const RatModuleType *)all->pdata[i])->name;
+      for (guint i = 0; i < plugins->len; i++) names[n++] = ((const RatPluginInfo *)plugins->pdata[i])->name;
+      const char *near = rat_closest_name(name, names);
+      st = fail(EXIT_USAGE, "plugins", "no plugin or module type named '%s'%s%s%s", name, near ? " (did you mean '" : "",
+                near ? near : "", near ? "'?)" : "");
+      g_free(names);
+      g_ptr_array_unref(all);
+    }
+  } else {
+    printf("Plugins (%u):\n", plugins->len);
+    for (guint i = 0; i < plugins->len; i++) {
+      const RatPluginInfo *p = plugins->pdata[i];
+      printf("  %-20s %-8s %-12s %s\n", p->name, p->version, p->license, p->description);
+    }
+    for (int k = 0; k < RAT_KIND_N; k++) {
+      GPtrArray *types = rat_registry_types(reg, (RatModuleKind)k);
+      if (types->len) {
+        printf("\n%s:\n", rat_module_kind_name((RatModuleKind)k));
+        for (guint i = 0; i < types->len; i++) {
+          const RatModuleType *t = types->pdata[i];
+          const char *plugin = rat_registry_type_plugin(reg, t);
+          char *doc = g_strdup(t->doc ? t->doc : "");
+          char *dot = strstr(doc, ". ");
+          if (dot) dot[1] = 0;
+          printf("  %-22s %-18s %s\n", t->name, plugin ? plugin : "(core)", doc);
+          g_free(doc);
+        }
+      }
+      g_ptr_array_unref(types);
+    }
+    if (failures->len) {
+      printf("\nNot loaded (%u):\n", failures->len);
+      for (guint i = 0; i < failures->len; i++) printf("  %s\n", ((GError *)failures->pdata[i])->message);
+    }
+    st = EXIT_OK;
+  }
+  if (st < 0) st = EXIT_OK;
+  g_ptr_array_unref(failures);
+  rat_registry_free(reg);
+  return st;
+}
+
+/* ---- inspect ------------------------------------------------------------------------------------------------ */
+
+typedef struct {
+  gint64 learnable, frozen;
+  guint64 flops;
+} Totals;
+
+static void module_totals(RatModule *m, GHashTable *prof, Totals *t) {
+  for (guint i = 0; i < m->params->len; i++) {
+    RatTensor *p = m->params->pdata[i];
+    if (p->requires_grad) t->learnable += rat_tensor_numel(p);
+    else t->frozen += rat_tensor_numel(p);
+  }
+  RatProfileEntry *e = g_hash_table_lookup(prof, m);
+  if (e) t->flops += e->flops;
+  for (guint i = 0; i < m->children->len; i++) module_totals(m->children->pdata[i], prof, t);
+}
+
+static char *human(double v) {
+  if (v >= 1e9) return g_strdup_printf("%.2fG", v / 1e9);
+  if (v >= 1e6) return g_strdup_printf("%.2fM", v / 1e6);
+  if (v >= 1e4) return g_strdup_printf("%.1fk", v / 1e3);
+  return g_strdup_printf("%.0f", v);
+}
+
+static void print_module(RatModule *m, GHashTable *prof, int depth) {
+  Totals t = {0};
+  module_totals(m, prof, &t);
+  RatProfileEntry *e = g_hash_table_lookup(prof, m);
+  const char *last = strrchr(m->path, '.');
+  char *label = g_strdup_printf("%*s%s", 2 * depth, "", depth ? last + 1 : m->path);
+  char *shape = e && e->out_shape.ndim >= 0 ? rat_shape_to_string(e->out_shape) : g_strdup("-");
+  char *fl = human((double)t.flops);
+  printf("%-34s %-20s %-18s %12" G_GINT64_FORMAT " %10" G_GINT64_FORMAT " %10s\n", label, m->type->name, shape,
+         t.learnable, t.frozen, fl);
+  g_free(fl);
+  g_free(shape);
+  g_free(label);
+  for (guint i = 0; i < m->children->len; i++) print_module(m->children->pdata[i], prof, depth + 1);
+}
+
+/* One forward on example inputs of batch 1. */
+static gboolean example_forward(RatModule *m, const RatBuildContext *ctx, GError **error) {
+  RatScope s = rat_scope_push();
+  gboolean ok = TRUE;
+  RatRng rng;
+  rat_rng_init(&rng, 1234);
+  RatTensor *(*fn)(RatModule *, const RatBuildContext *, GError **) =
+      m->type->struct_size >= G_STRUCT_OFFSET(RatModuleType, example_forward) + sizeof(gpointer)
+          ? m->type->example_forward
+          : NULL;
+  if (fn) {
+    rat_module_enter(m);
+    RatTensor *y = fn(m, ctx, error);
+    rat_module_leave(m, y);
+    ok = y != NULL;
+  } else if (m->type->kind == RAT_KIND_CONDITIONER || m->type->kind == RAT_KIND_BLOCK) {
+    if (ctx->channels <= 0 || (m->type->kind == RAT_KIND_CONDITIONER && ctx->cond_dim <= 0)) {
+      g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: set model.channels%s for an example input", m->path,
+                  m->type->kind == RAT_KIND_CONDITIONER ? " and model.cond_dim" : "");
+      ok = FALSE;
+    } else {
+      gint64 hw = ctx->image_size > 0 ? ctx->image_size : 8;
+      RatTensor *x = rat_randn(&rng, RAT_SHAPE(1, ctx->channels, hw, hw));
+      if (m->type->kind == RAT_KIND_CONDITIONER)
+        rat_conditioner_forward(m, x, rat_randn(&rng, RAT_SHAPE(1, ctx->cond_dim)), NULL);
+      else rat_block_forward(m, x);
+    }
+  } else {
+    fprintf(stderr, "ratfw inspect: %s: a %s gives no example input (no example_forward): shapes and FLOPs not shown\n",
+            m->path, rat_module_kind_name(m->type->kind));
+  }
+  rat_scope_pop(s);
+  return ok;
+}
+
+static int cmd_inspect(int argc, char **argv) {
+  char **sets = NULL;
+  GOptionEntry entries[] = {
+      {"set", 's', 0, G_OPTION_ARG_STRING_ARRAY, &sets, "Override a value (repeatable)", "KEY.PATH=VALUE"}, {NULL}};
+  int st = parse_options("inspect", "EXPERIMENT.yaml",
+                         "Builds the experiment's model without training and prints the module tree with output\n"
+                         "shapes (batch 1), learnable and frozen parameter counts and forward FLOPs per sample.",
+                         entries, &argc, &argv);
+  if (st >= 0) return st;
+  if (argc != 2) return fail(EXIT_USAGE, "inspect", "expected one experiment file (see ratfw inspect --help)");
+  RatRegistry *reg = load_registry(TRUE, NULL);
+  GError *e = NULL;
+  RatExperiment *exp = rat_experiment_load(reg, argv[1], (const char *const *)sets, &e);
+  if (!exp) {
+    st = fail_config("inspect", e);
+    g_error_free(e);
+    g_strfreev(sets);
+    rat_registry_free(reg);
+    return st;
+  }
+  RatParams *params = rat_params_new();
+  RatRng rng;
+  rat_rng_init(&rng, (guint64)exp->seed);
+  RatBuildContext ctx = exp->sizes;
+  ctx.params = params;
+  ctx.rng = &rng;
+  GPtrArray *mods = g_ptr_array_new_with_free_func((GDestroyNotify)rat_module_free);
+  st = EXIT_OK;
+  for (guint i = 0; i < rat_n_model_slots && st == EXIT_OK; i++) {
+    if (!exp->model[i]) continue;
+    RatModule *m = rat_module_build(reg, exp->model[i], rat_model_slots[i].name, rat_model_slots[i].kind, &ctx, &e);
+    if (!m) {
+      st = fail(EXIT_RUN, "inspect", "%s", e->message);
+      g_clear_error(&e);
+    } else {
+      g_ptr_array_add(mods, m);
+    }
+  }
+  if (st == EXIT_OK && !mods->len) st = fail(EXIT_USAGE, "inspect", "%s has no model: section", argv[1]);
+  if (st == EXIT_OK) {
+    rat_profile_begin();
+    RAT_NO_GRAD_BEGIN
+    for (guint i = 0; i < mods->len && st == EXIT_OK; i++) {
+      RatModule *m = mods->pdata[i];
+      rat_module_set_training(m, FALSE);
+      if (!example_forward(m, &ctx, &e)) {
+        st = fail(EXIT_RUN, "inspect", "%s", e ? e->message : "forward failed");
+        g_clear_error(&e);
+      }
+    }
+    RAT_NO_GRAD_END
+    GPtrArray *entries_ = rat_profile_end();
+    GHashTable *prof = g_hash_table_new(NULL, NULL);
+    for (guint i = 0; i < entries_->len; i++)
+      g_hash_table_insert(prof, ((RatProfileEntry *)entries_->pdata[i])->module, entries_->pdata[i]);
+    if (st == EXIT_OK) {
+      printf("%-34s %-20s %-18s %12s %10s %10s\n", "module", "type", "output (batch 1)", "learnable", "frozen",
+             "FLOPs");
+      Totals all = {0};
+      for (guint i = 0; i < mods->len; i++) {
+        print_module(mods->pdata[i], prof, 0);
+        module_totals(mods->pdata[i], prof, &all);
+      }
+      char *fl = human((double)all.flops);
+      printf("%-34s %-20s %-18s %12" G_GINT64_FORMAT " %10" G_GINT64_FORMAT " %10s\n", "total", "", "", all.learnable,
+             all.frozen, fl);
+      g_free(fl);
+    }
+    g_hash_table_unref(prof);
+    g_ptr_array_unref(entries_);
+  }
+  g_ptr_array_unref(mods);
+  rat_params_free(params);
+  rat_experiment_free(exp);
+  g_strfreev(sets);
+  rat_registry_free(reg);
+  return st;
+}
+
+/* ---- main -------------------------------------------------------------------------------------------------- */
+
+static const struct {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+  const char *help;
+} commands[] = {
+    {"run", cmd_run, "run an experiment into a run directory"},
+    {"validate", cmd_validate, "check an experiment file, report every error, do no work"},
+    {"plugins", cmd_plugins, "list plugins and module types, or one type's arguments"},
+    {"inspect", cmd_inspect, "build the model and print modules, shapes, parameters and FLOPs"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "Usage: ratfw COMMAND [OPTION...] [ARG...]\n\nText-to-image GAN research framework " RATFW_VERSION
+             ".\n\nCommands:\n");
+  for (guint i = 0; i < G_N_ELEMENTS(commands); i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+  fprintf(f, "\n'ratfw COMMAND --help' describes a command's options. Plugins are searched in RATFW_PLUGIN_PATH,\n"
+             "then " RATFW_PLUGINDIR ".\nExit status: 0 success, 1 the run failed, 2 usage or configuration error.\n");
+}
+
+int main(int argc, char **argv) {
+  setlocale(LC_ALL, "");
+  rat_init();
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("ratfw " RATFW_VERSION " (plugin ABI %d)\n", RAT_PLUGIN_ABI_VERSION);
+    return EXIT_OK;
+  }
+  for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
+    if (!strcmp(argv[1], commands[i].name)) {
+      int st = commands[i].fn(argc - 1, argv + 1);
+      fflush(stdout);
+      exit(st);
+    }
+  fprintf(stderr, "ratfw: unknown command '%s' (commands: run, validate, plugins, inspect; see ratfw --help)\n",
+          argv[1]);
+  return EXIT_USAGE;
+}

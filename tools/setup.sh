@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ratfw needs to build and test (idempotent: skips apt when all are present).
+#   tools/setup.sh            build + test dependencies
+#   tools/setup.sh --torch    also python3-torch (only needed to regenerate fixtures or run PyTorch benchmarks)
+set -euo pipefail
+pkgs=(build-essential autoconf automake libtool autoconf-archive pkg-config
+      libglib2.0-dev libyaml-dev libpng-dev libdnnl-dev libjson-glib-dev libzip-dev libcairo2-dev
+      libjpeg62-turbo-dev zlib1g-dev python3)
+for a in "$@"; do
+  case "$a" in
+    --torch) pkgs+=(python3-torch python3-numpy) ;;
+    *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: run as root or install sudo (need: ${missing[*]})" >&2; exit 1; }
+  SUDO=sudo
+fi
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
