@@ -13,7 +13,7 @@ for a in "$@"; do
   *) builddir=$a ;;
   esac
 done
-bin=$builddir/bench/bench-ops
+bin=${BENCH_OPS_BIN:-$builddir/bench/bench-ops}
 if [ ! -x "$bin" ]; then
   echo "run-bench-ops.sh: $bin not found: run 'make bench' in the build directory first" >&2
   exit 1

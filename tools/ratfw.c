@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <ratfw/ratfw.h>
+#include <ratfw/batchcheck.h>
 
 #include <locale.h>
 #include <signal.h>
@@ -99,7 +100,28 @@ static int cmd_validate(int argc, char **argv) {
     st = fail_config("validate", e);
     g_error_free(e);
   } else {
-    if (resolved) {
+    /* Dry-build the model section: checks that need structural sizes (channels divisible by 2*groups, a
+     * shared RAT cell of one width...) only run once the parent's sizes are known. No forward, no training. */
+    RatParams *params = rat_params_new();
+    RatRng rng;
+    rat_rng_init(&rng, (guint64)exp->seed);
+    RatBuildContext ctx = exp->sizes;
+    ctx.params = params;
+    ctx.rng = &rng;
+    for (guint i = 0; i < rat_n_model_slots; i++) {
+      if (!exp->model[i]) continue;
+      RatModule *m = rat_module_build(reg, exp->model[i], rat_model_slots[i].name, rat_model_slots[i].kind, &ctx, &e);
+      if (!m) {
+        st = fail(EXIT_USAGE, "validate", "%s", e->message);
+        g_clear_error(&e);
+        break;
+      }
+      rat_module_free(m);
+    }
+    rat_params_free(params);
+    if (st >= 0) {
+      /* already reported */
+    } else if (resolved) {
       char *y = rat_experiment_resolved_yaml(reg, exp);
       fputs(y, stdout);
       g_free(y);
@@ -317,17 +339,52 @@ static void print_type(RatRegistry *reg, const RatModuleType *t) {
   }
 }
 
+/* `ratfw plugins --check NAME`: is a conditioner's or block's output for one sample a function of that sample
+ * alone, in training and in eval mode? */
+static int check_batch(RatRegistry *reg, const char *name, char **args) {
+  int st = EXIT_OK;
+  for (int training = 1; training >= 0; training--) {
+    gboolean dep = FALSE;
+    double change = 0;
+    GError *e = NULL;
+    if (!rat_check_batch_dependence(reg, name, (const char *const *)args, training, &dep, &change, &e)) {
+      st = fail(EXIT_USAGE, "plugins", "%s", e->message);
+      g_error_free(e);
+      return st;
+    }
+    printf("%s (%s mode): %s (sample 0 moved by %.3g when the other samples changed)\n", name,
+           training ? "training" : "eval", dep ? "batch-dependent" : "batch-invariant", change);
+  }
+  return st;
+}
+
 static int cmd_plugins(int argc, char **argv) {
-  GOptionEntry entries[] = {{NULL}};
+  gboolean check = FALSE;
+  char **args = NULL;
+  GOptionEntry entries[] = {
+      {"check", 0, 0, G_OPTION_ARG_NONE, &check,
+       "run the batch-invariance check on NAME (a conditioner or block): does a sample's output depend on the "
+       "other samples of its batch?", NULL},
+      {"arg", 0, 0, G_OPTION_ARG_STRING_ARRAY, &args, "an argument for --check, as key=value (repeatable)", "K=V"},
+      {NULL}};
   int st = parse_options("plugins", "[NAME]",
                          "Lists installed plugins and their module types; with NAME (a module type or plugin),\n"
                          "shows its arguments with defaults, ranges and documentation.",
                          entries, &argc, &argv);
   if (st >= 0) return st;
   if (argc > 2) return fail(EXIT_USAGE, "plugins", "expected at most one NAME (see ratfw plugins --help)");
+  if (check && argc != 2) return fail(EXIT_USAGE, "plugins", "--check needs the NAME of a conditioner or block");
   GPtrArray *failures = NULL;
   RatRegistry *reg = load_registry(FALSE, &failures);
   const GPtrArray *plugins = rat_registry_plugins(reg);
+  if (check) {
+    st = check_batch(reg, argv[1], args);
+    g_strfreev(args);
+    g_ptr_array_unref(failures);
+    rat_registry_free(reg);
+    return st;
+  }
+  g_strfreev(args);
   if (argc == 2) {
     const char *name = argv[1];
     const RatModuleType *t = rat_registry_lookup(reg, name);
@@ -551,6 +608,71 @@ static int cmd_inspect(int argc, char **argv) {
 
 /* ---- main -------------------------------------------------------------------------------------------------- */
 
+/* ---- bench ---------------------------------------------------------------------------------------------------- */
+
+/* The benchmark programs live beside ratfw: bench/ in a build tree, $(pkglibexecdir) once installed. */
+static char *find_helper(const char *name) {
+  const char *env = g_getenv("RATFW_BENCH_DIR");
+  char *exe = g_file_read_link("/proc/self/exe", NULL);
+  char *exedir = exe ? g_path_get_dirname(exe) : g_strdup(".");
+  char *cands[5] = {env ? g_build_filename(env, name, NULL) : NULL, g_build_filename(exedir, "..", "bench", name, NULL),
+                    g_build_filename(exedir, "..", "..", "bench", name, NULL),
+                    g_build_filename(RATFW_PKGLIBEXECDIR, name, NULL), NULL};
+  char *found = NULL;
+  for (int i = 0; i < 4; i++) {
+    if (!found && cands[i] && g_file_test(cands[i], G_FILE_TEST_IS_EXECUTABLE)) found = g_strdup(cands[i]);
+    g_free(cands[i]);
+  }
+  g_free(exe);
+  g_free(exedir);
+  return found;
+}
+
+static int cmd_bench(int argc, char **argv) {
+  gboolean quick = FALSE, torch = FALSE;
+  GOptionEntry entries[] = {
+      {"quick", 0, 0, G_OPTION_ARG_NONE, &quick, "fewer shapes and repeats", NULL},
+      {"torch", 0, 0, G_OPTION_ARG_NONE, &torch,
+       "also time the same ops in PyTorch (python3-torch) at the same thread count and print one joined table", NULL},
+      {NULL}};
+  int st = parse_options("bench", "ops",
+                         "Benchmarks. 'ops': GFLOP/s of conv2d forward, backward-data and backward-weights at the\n"
+                         "RATLIP generator's shapes and of matmul, next to the machine's sgemm peak measured in the\n"
+                         "same run. Threads: OMP_NUM_THREADS. A benchmark prints a table; it asserts nothing.",
+                         entries, &argc, &argv);
+  if (st >= 0) return st;
+  if (argc != 2 || strcmp(argv[1], "ops")) return fail(EXIT_USAGE, "bench", "expected 'ops' (see ratfw bench --help)");
+  char *bin = find_helper("bench-ops");
+  if (!bin) return fail(EXIT_RUN, "bench", "bench-ops not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
+  GPtrArray *args = g_ptr_array_new_with_free_func(g_free);
+  if (torch) {
+    char *script = g_build_filename(RATFW_SRCDIR, "bench", "run-bench-ops.sh", NULL);
+    if (!g_file_test(script, G_FILE_TEST_EXISTS)) {
+      g_free(script);
+      script = g_build_filename(RATFW_PKGDATADIR, "run-bench-ops.sh", NULL);
+    }
+    g_ptr_array_add(args, g_strdup("/bin/sh"));
+    g_ptr_array_add(args, script);
+    g_setenv("BENCH_OPS_BIN", bin, TRUE);
+  } else {
+    g_ptr_array_add(args, g_strdup(bin));
+  }
+  if (quick) g_ptr_array_add(args, g_strdup("--quick"));
+  g_ptr_array_add(args, NULL);
+  GError *e = NULL;
+  gint wait = 0;
+  if (!g_spawn_sync(NULL, (char **)args->pdata, NULL, G_SPAWN_CHILD_INHERITS_STDIN,
+                    NULL, NULL, NULL, NULL, &wait, &e)) {
+    st = fail(EXIT_RUN, "bench", "%s", e->message);
+    g_error_free(e);
+  } else {
+    st = g_spawn_check_wait_status(wait, NULL) ? EXIT_OK : EXIT_RUN;
+  }
+  g_ptr_array_unref(args);
+  g_free(bin);
+  return st;
+}
+
 static const struct {
   const char *name;
   int (*fn)(int argc, char **argv);
@@ -560,6 +682,7 @@ static const struct {
     {"validate", cmd_validate, "check an experiment file, report every error, do no work"},
     {"plugins", cmd_plugins, "list plugins and module types, or one type's arguments"},
     {"inspect", cmd_inspect, "build the model and print modules, shapes, parameters and FLOPs"},
+    {"bench", cmd_bench, "benchmarks: 'ops' prints GFLOP/s of the kernels (optionally next to PyTorch)"},
 };
 
 static void usage(FILE *f) {

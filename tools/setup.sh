@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential autoconf automake libtool autoconf-archive pkg-config
       libglib2.0-dev libyaml-dev libpng-dev libdnnl-dev libjson-glib-dev libzip-dev libcairo2-dev
-      libjpeg62-turbo-dev zlib1g-dev python3)
+      libjpeg62-turbo-dev zlib1g-dev python3 dataset-fashion-mnist)
 for a in "$@"; do
   case "$a" in
     --torch) pkgs+=(python3-torch python3-numpy) ;;

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "ratfw-private.h"
+#include <ratfw/module.h>
 #include "dnnl-private.h"
 
 /* ---- process-wide oneDNN state ------------------------------------------------------------------------------ */
@@ -462,6 +463,7 @@ RatTensor *rat_conv2d(RatTensor *x, RatTensor *w, RatTensor *bias, RatConvParams
   gpointer wb = weights_for(cp, w);
   prim_run(cp, rat_tensor_data(xn), wb, bc ? rat_tensor_data(bc) : NULL, rat_tensor_data(y));
   rat_dnnl_unlock();
+  rat_flops_add((guint64)(2.0 * (double)rat_tensor_numel(y) * (double)(w->shape[1] * w->shape[2] * w->shape[3])));
   rat_scope_pop(s);
   RatTensor *in[3] = {x, w, bias};
   RatNode *n = rat_record(&op_conv, &y, 1, in, 3);

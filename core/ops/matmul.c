@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "ratfw-private.h"
+#include <ratfw/module.h>
 
 #include <oneapi/dnnl/dnnl.h>
 
@@ -27,6 +28,7 @@ static void sgemm(char ta, char tb, gint64 M, gint64 N, gint64 K, float alpha, c
   if (serial) omp_set_num_threads(1);
 #endif
   dnnl_status_t st = dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  rat_flops_add((guint64)(2.0 * (double)M * (double)N * (double)K));
 #ifdef _OPENMP
   if (serial) omp_set_num_threads(prev);
 #endif

@@ -77,7 +77,7 @@ guint rat_tokenizer_encode(RatTokenizer *tok, const char *text, gint32 *ids, gui
   rat_tokenizer_tokenize(tok, text, a);
   guint n = MIN(a->len, context - 2);
   ids[0] = tok->sot;
-  memcpy(ids + 1, a->data, n * sizeof(gint32));
+  if (n) memcpy(ids + 1, a->data, n * sizeof(gint32));
   ids[n + 1] = tok->eot;
   for (guint i = n + 2; i < context; i++) ids[i] = tok->pad;
   g_array_unref(a);
