@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the whole test suite; ends with the line "N passed, N failed".
-#   tools/test.sh               setup + optimised build (-Werror) + make check in build/
-#   tools/test.sh --sanitize    additionally an ASan+UBSan build in build-san/ running the same tests
+#   tools/test.sh            setup, then the optimised build (-Werror) in build/ and an ASan+UBSan build in
+#                            build-san/, each running the whole suite (what CI runs)
+#   tools/test.sh --quick    the optimised build only
 # Test counts are TAP results (one per g_test case) summed over every test program.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
-sanitize=0
+sanitize=1
 for a in "$@"; do
   case "$a" in
+    --quick) sanitize=0 ;;
     --sanitize) sanitize=1 ;;
     *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
   esac
