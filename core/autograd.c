@@ -73,6 +73,17 @@ void rat_node_unref(RatNode *node) {
   freeing = FALSE;
 }
 
+/* A leaf that requires grad gets its accumulate node when first used in a graph (or differentiated itself). */
+static void ensure_accumulate(RatTensor *x) {
+  if (x && !x->grad_fn && x->requires_grad && !x->grad_acc) {
+    RatNode *acc = node_alloc(&accumulate_op, 0, 1);
+    acc->ref = 1; /* owned by the leaf */
+    acc->leaf = x;
+    acc->out_shape[0] = rat_tensor_shape(x);
+    x->grad_acc = acc;
+  }
+}
+
 RatNode *rat_record(const RatOpDef *op, RatTensor **outputs, guint n_out, RatTensor *const *inputs, guint n_in) {
   if (grad_disabled) return NULL;
   gboolean any = FALSE;
@@ -81,16 +92,7 @@ RatNode *rat_record(const RatOpDef *op, RatTensor **outputs, guint n_out, RatTen
   if (!any) return NULL;
 
   /* Accumulate nodes first, so they are older than the node that consumes them. */
-  for (guint i = 0; i < n_in; i++) {
-    RatTensor *x = inputs[i];
-    if (x && !x->grad_fn && x->requires_grad && !x->grad_acc) {
-      RatNode *acc = node_alloc(&accumulate_op, 0, 1);
-      acc->ref = 1; /* owned by the leaf */
-      acc->leaf = x;
-      acc->out_shape[0] = rat_tensor_shape(x);
-      x->grad_acc = acc;
-    }
-  }
+  for (guint i = 0; i < n_in; i++) ensure_accumulate(inputs[i]);
   RatNode *n = node_alloc(op, n_in, n_out);
   for (guint i = 0; i < n_in; i++) {
     RatTensor *x = inputs[i];
@@ -223,6 +225,7 @@ static gboolean run_engine(RatTensor *const *roots, RatTensor *const *root_grads
 
   for (guint r = 0; r < n_roots; r++) {
     RatTensor *t = roots[r];
+    ensure_accumulate(t); /* d(leaf)/d(leaf): ops that return their input unchanged (reshape to the same shape) */
     RatNode *n = t->grad_fn ? t->grad_fn : t->grad_acc;
     if (!rat_tensor_needs_grad(t)) {
       g_set_error(error, RAT_ERROR, RAT_ERROR_AUTOGRAD,

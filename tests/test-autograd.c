@@ -120,6 +120,15 @@ static void test_engine(void) {
   g_assert_error(e, RAT_ERROR, RAT_ERROR_AUTOGRAD);
   g_clear_error(&e);
 
+  /* the gradient of an unused leaf w.r.t. itself is the output gradient (rat_reshape to the same shape returns
+   * its input: the root is then the leaf itself) */
+  RatTensor *fresh = rat_test_leaf(rat_test_randn(RAT_SHAPE(3), 2));
+  RatTensor *same = rat_reshape(fresh, RAT_SHAPE(3));
+  RatTensor *go = rat_from_data(RAT_SHAPE(3), (float[]){1, 2, 3}), *gf;
+  g_assert_true(same == fresh);
+  g_assert_true(rat_grad(&same, &go, 1, &fresh, 1, &gf, FALSE, &e));
+  rat_assert_close(gf, go, 0, 0, "d leaf / d leaf");
+
   /* no-grad mode records nothing */
   RAT_NO_GRAD_BEGIN
   g_assert_null(rat_mul(x, x)->grad_fn);

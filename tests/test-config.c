@@ -12,7 +12,11 @@
 
 static char *cfg(const char *name) {
   const char *src = g_getenv("RATFW_SRCDIR");
-  return g_build_filename(src ? src : RATFW_SRCDIR, "tests", "configs", name, NULL);
+  /* canonical (no "..": distcheck's srcdir is relative), as the loader records included files */
+  char *p = g_build_filename(src ? src : RATFW_SRCDIR, "tests", "configs", name, NULL);
+  char *c = g_canonicalize_filename(p, NULL);
+  g_free(p);
+  return c;
 }
 
 static RatRegistry *registry(void) {

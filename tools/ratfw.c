@@ -80,6 +80,22 @@ static int parse_options(const char *cmd, const char *params, const char *summar
 
 /* ---- validate -------------------------------------------------------------------------------------------- */
 
+/* Builds every module of the experiment's model: section into @mods (or builds and frees them when @mods is
+ * NULL: a dry build that runs the checks needing structural sizes). */
+static gboolean build_model(RatRegistry *reg, RatExperiment *exp, RatBuildContext *ctx, GPtrArray *mods,
+                            GError **error) {
+  for (guint i = 0; i < rat_n_model_slots; i++) {
+    if (!exp->model[i]) continue;
+    RatModule *m = rat_module_build(reg, exp->model[i], rat_model_slots[i].name, rat_model_slots[i].kind, ctx, error);
+    if (!m) return FALSE;
+    if (mods)
+      g_ptr_array_add(mods, m);
+    else
+      rat_module_free(m);
+  }
+  return TRUE;
+}
+
 static int cmd_validate(int argc, char **argv) {
   char **sets = NULL;
   gboolean resolved = FALSE;
@@ -108,15 +124,9 @@ static int cmd_validate(int argc, char **argv) {
     RatBuildContext ctx = exp->sizes;
     ctx.params = params;
     ctx.rng = &rng;
-    for (guint i = 0; i < rat_n_model_slots; i++) {
-      if (!exp->model[i]) continue;
-      RatModule *m = rat_module_build(reg, exp->model[i], rat_model_slots[i].name, rat_model_slots[i].kind, &ctx, &e);
-      if (!m) {
-        st = fail(EXIT_USAGE, "validate", "%s", e->message);
-        g_clear_error(&e);
-        break;
-      }
-      rat_module_free(m);
+    if (!build_model(reg, exp, &ctx, NULL, &e)) {
+      st = fail(EXIT_USAGE, "validate", "%s", e->message);
+      g_clear_error(&e);
     }
     rat_params_free(params);
     if (st >= 0) {
@@ -555,15 +565,9 @@ static int cmd_inspect(int argc, char **argv) {
   ctx.rng = &rng;
   GPtrArray *mods = g_ptr_array_new_with_free_func((GDestroyNotify)rat_module_free);
   st = EXIT_OK;
-  for (guint i = 0; i < rat_n_model_slots && st == EXIT_OK; i++) {
-    if (!exp->model[i]) continue;
-    RatModule *m = rat_module_build(reg, exp->model[i], rat_model_slots[i].name, rat_model_slots[i].kind, &ctx, &e);
-    if (!m) {
-      st = fail(EXIT_RUN, "inspect", "%s", e->message);
-      g_clear_error(&e);
-    } else {
-      g_ptr_array_add(mods, m);
-    }
+  if (!build_model(reg, exp, &ctx, mods, &e)) {
+    st = fail(EXIT_RUN, "inspect", "%s", e->message);
+    g_clear_error(&e);
   }
   if (st == EXIT_OK && !mods->len) st = fail(EXIT_USAGE, "inspect", "%s has no model: section", argv[1]);
   if (st == EXIT_OK) {
