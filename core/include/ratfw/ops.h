@@ -48,6 +48,7 @@ RatTensor *rat_mean_all(RatTensor *a); /* 0-d */
 RatTensor *rat_max(RatTensor *a, int axis, gboolean keepdim); /* gradient to the first maximum */
 /* Sums broadcast dimensions away so the result has @shape (the gradient of broadcasting). */
 RatTensor *rat_sum_to(RatTensor *a, RatShape shape);
+/* (core/ops/softmax.c) */
 RatTensor *rat_softmax(RatTensor *a, int axis);
 RatTensor *rat_log_softmax(RatTensor *a, int axis);
 #define RAT_AXIS(d) (1u << (d))
@@ -102,7 +103,7 @@ RatTensor *rat_upsample_nearest(RatTensor *x, int out_h, int out_w);
 /* Bilinear resize (align_corners as in torch.nn.functional.interpolate). */
 RatTensor *rat_resize_bilinear(RatTensor *x, int out_h, int out_w, gboolean align_corners);
 
-/* ---- normalisation (core/ops/norm.c) --------------------------------------------------------------------- */
+/* ---- normalisation (core/ops/norm.c; layer_norm in core/ops/nnops.c) ------------------------------------ */
 /* Over the last dimension; weight/bias [E] or NULL. */
 RatTensor *rat_layer_norm(RatTensor *x, RatTensor *weight, RatTensor *bias, float eps);
 /* x [B,C,...]. Training: batch statistics (biased variance for normalising); running stats updated in place
@@ -115,7 +116,7 @@ RatTensor *rat_group_norm(RatTensor *x, int groups, RatTensor *weight, RatTensor
 /* Per-sample, per-channel statistics over the spatial dims (torch instance_norm without running stats). */
 RatTensor *rat_instance_norm(RatTensor *x, RatTensor *weight, RatTensor *bias, float eps);
 
-/* ---- neural-network pieces (core/ops/nnops.c) ------------------------------------------------------------ */
+/* ---- neural-network pieces (core/ops/nnops.c; attention in core/ops/softmax.c) ---------------------------- */
 /* weight [V,E], ids (i32) any shape -> [..., E]. */
 RatTensor *rat_embedding(RatTensor *weight, RatTensor *ids);
 /* q,k,v [B,Hd,L,D] -> softmax(q k^T * scale + mask) v; causal masks j > i. */
@@ -125,7 +126,8 @@ RatTensor *rat_scaled_dot_product_attention(RatTensor *q, RatTensor *k, RatTenso
  * b_ih, b_hh [4H] (either may be NULL). Returns h' and c' in *h_out, *c_out. */
 void rat_lstm_cell(RatTensor *x, RatTensor *h, RatTensor *c, RatTensor *w_ih, RatTensor *w_hh, RatTensor *b_ih,
                    RatTensor *b_hh, RatTensor **h_out, RatTensor **c_out);
-/* Cosine similarity along @axis: <a,b> / max(|a||b|, eps) as torch 1.13. */
+/* Cosine similarity along @axis as torch 1.13 computes it: <a,b> / sqrt(max(|a|^2, eps^2) * max(|b|^2, eps^2)),
+ * the clamp passing the gradient through unchanged (not <a,b> / max(|a||b|, eps) as the docs say). */
 RatTensor *rat_cosine_similarity(RatTensor *a, RatTensor *b, int axis, float eps);
 /* Cross-entropy of logits [N,K] against i32 targets [N], mean over N. */
 RatTensor *rat_cross_entropy(RatTensor *logits, RatTensor *targets);
