@@ -13,3 +13,4 @@
 #include <ratfw/run.h>
 #include <ratfw/text.h>
 #include <ratfw/data.h>
+#include <ratfw/clip.h>
