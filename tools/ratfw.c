@@ -612,6 +612,68 @@ static int cmd_inspect(int argc, char **argv) {
 
 /* ---- main -------------------------------------------------------------------------------------------------- */
 
+/* ---- tokenize ----------------------------------------------------------------------------------------------- */
+
+static int cmd_tokenize(int argc, char **argv) {
+  char *vocab = NULL;
+  gboolean hf_pad = FALSE;
+  GOptionEntry entries[] = {
+      {"vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab,
+       "OpenAI's bpe_simple_vocab_16e6.txt.gz, a directory with Hugging Face vocab.json + merges.txt, or a "
+       "ratfw word tokenizer (.json)", "PATH"},
+      {"pad-eot", 0, 0, G_OPTION_ARG_NONE, &hf_pad, "pad with the end token 49407 (Hugging Face) instead of 0", NULL},
+      {NULL}};
+  int st = parse_options("tokenize", "[CAPTION...]",
+                         "Prints the token ids of each caption (context 77 for CLIP, with truncation that keeps the\n"
+                         "end token), one line per caption, space-separated. Without CAPTION arguments, reads\n"
+                         "captions from standard input, one per line.",
+                         entries, &argc, &argv);
+  if (st >= 0) return st;
+  if (!vocab) return fail(EXIT_USAGE, "tokenize", "--vocab PATH is required (see ratfw tokenize --help)");
+  GError *e = NULL;
+  RatTokenizer *tok = g_str_has_suffix(vocab, ".json") ? rat_tokenizer_load(vocab, &e) : rat_tokenizer_load_bpe(vocab, &e);
+  g_free(vocab);
+  if (!tok) {
+    st = fail(EXIT_USAGE, "tokenize", "%s", e->message);
+    g_error_free(e);
+    return st;
+  }
+  if (hf_pad) rat_tokenizer_set_pad_id(tok, 49407);
+  guint ctx = rat_tokenizer_context(tok);
+  gint32 *ids = g_new(gint32, ctx);
+  GString *line = g_string_new(NULL);
+  int i = 1;
+  for (;;) {
+    const char *text;
+    char *buf = NULL;
+    if (argc > 1) {
+      if (i >= argc) break;
+      text = argv[i++];
+    } else {
+      char chunk[4096];
+      g_string_truncate(line, 0);
+      gboolean got = FALSE;
+      while (fgets(chunk, sizeof(chunk), stdin)) {
+        got = TRUE;
+        g_string_append(line, chunk);
+        if (line->len && line->str[line->len - 1] == '\n') break;
+      }
+      if (!got) break;
+      if (line->len && line->str[line->len - 1] == '\n') g_string_truncate(line, line->len - 1);
+      buf = g_strdup(line->str);
+      text = buf;
+    }
+    rat_tokenizer_encode(tok, text, ids, ctx);
+    for (guint k = 0; k < ctx; k++) printf(k ? " %d" : "%d", ids[k]);
+    printf("\n");
+    g_free(buf);
+  }
+  g_string_free(line, TRUE);
+  g_free(ids);
+  rat_tokenizer_free(tok);
+  return EXIT_OK;
+}
+
 /* ---- bench ---------------------------------------------------------------------------------------------------- */
 
 /* The benchmark programs live beside ratfw: bench/ in a build tree, $(pkglibexecdir) once installed. */
@@ -686,6 +748,7 @@ static const struct {
     {"validate", cmd_validate, "check an experiment file, report every error, do no work"},
     {"plugins", cmd_plugins, "list plugins and module types, or one type's arguments"},
     {"inspect", cmd_inspect, "build the model and print modules, shapes, parameters and FLOPs"},
+    {"tokenize", cmd_tokenize, "print the token ids of captions (CLIP BPE or a word tokenizer)"},
     {"bench", cmd_bench, "benchmarks: 'ops' prints GFLOP/s of the kernels (optionally next to PyTorch)"},
 };
 
