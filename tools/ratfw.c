@@ -694,6 +694,34 @@ static char *find_helper(const char *name) {
   return found;
 }
 
+/* `ratfw bench clip`: ViT-B/32 encoding throughput (random weights), then the same in PyTorch with --torch. */
+static int bench_clip(gboolean quick, gboolean torch) {
+  char *bin = find_helper("bench-clip");
+  if (!bin) return fail(EXIT_RUN, "bench", "bench-clip not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
+  const char *reps = quick ? "2" : "5";
+  char *argv_c[] = {bin, "8", (char *)reps, NULL};
+  gint wait = 0;
+  GError *e = NULL;
+  int st = EXIT_OK;
+  if (!g_spawn_sync(NULL, argv_c, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL, &wait, &e) ||
+      !g_spawn_check_wait_status(wait, NULL))
+    st = EXIT_RUN;
+  if (st == EXIT_OK && torch) {
+    char *script = g_build_filename(RATFW_SRCDIR, "bench", "bench_clip.py", NULL);
+    char *argv_p[] = {"/usr/bin/python3", script, "8", (char *)reps, NULL};
+    if (!g_spawn_sync(NULL, argv_p, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL, &wait, &e) ||
+        !g_spawn_check_wait_status(wait, NULL))
+      st = EXIT_RUN;
+    g_free(script);
+  }
+  if (e) {
+    st = fail(EXIT_RUN, "bench", "%s", e->message);
+    g_error_free(e);
+  }
+  g_free(bin);
+  return st;
+}
+
 static int cmd_bench(int argc, char **argv) {
   gboolean quick = FALSE, torch = FALSE;
   GOptionEntry entries[] = {
@@ -701,13 +729,16 @@ static int cmd_bench(int argc, char **argv) {
       {"torch", 0, 0, G_OPTION_ARG_NONE, &torch,
        "also time the same ops in PyTorch (python3-torch) at the same thread count and print one joined table", NULL},
       {NULL}};
-  int st = parse_options("bench", "ops",
+  int st = parse_options("bench", "ops|clip",
                          "Benchmarks. 'ops': GFLOP/s of conv2d forward, backward-data and backward-weights at the\n"
                          "RATLIP generator's shapes and of matmul, next to the machine's sgemm peak measured in the\n"
-                         "same run. Threads: OMP_NUM_THREADS. A benchmark prints a table; it asserts nothing.",
+                         "same run. 'clip': CLIP ViT-B/32 image and text encoding throughput (random weights).\n"
+                         "Threads: OMP_NUM_THREADS. A benchmark prints a table; it asserts nothing.",
                          entries, &argc, &argv);
   if (st >= 0) return st;
-  if (argc != 2 || strcmp(argv[1], "ops")) return fail(EXIT_USAGE, "bench", "expected 'ops' (see ratfw bench --help)");
+  if (argc != 2 || (strcmp(argv[1], "ops") && strcmp(argv[1], "clip")))
+    return fail(EXIT_USAGE, "bench", "expected 'ops' or 'clip' (see ratfw bench --help)");
+  if (!strcmp(argv[1], "clip")) return bench_clip(quick, torch);
   char *bin = find_helper("bench-ops");
   if (!bin) return fail(EXIT_RUN, "bench", "bench-ops not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
   GPtrArray *args = g_ptr_array_new_with_free_func(g_free);
