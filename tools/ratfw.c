@@ -674,6 +674,150 @@ static int cmd_tokenize(int argc, char **argv) {
   return EXIT_OK;
 }
 
+/* ---- clip encode ------------------------------------------------------------------------------------------- */
+
+static int cmd_clip(int argc, char **argv) {
+  char *weights = NULL, *out = NULL, *vocab = NULL, *transform = NULL, *taps_s = NULL;
+  char **texts = NULL, **images = NULL;
+  GOptionEntry entries[] = {
+      {"weights", 0, 0, G_OPTION_ARG_FILENAME, &weights,
+       "CLIP weights: a Hugging Face model.safetensors (or its directory, with config.json and vocab.json/merges.txt) "
+       "or an OpenAI state dict converted to safetensors", "PATH"},
+      {"text", 0, 0, G_OPTION_ARG_STRING_ARRAY, &texts, "a caption to embed (repeatable)", "TEXT"},
+      {"image", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images, "a PNG image to embed (repeatable)", "FILE.png"},
+      {"vocab", 0, 0, G_OPTION_ARG_FILENAME, &vocab,
+       "tokenizer when the weights directory has none: bpe_simple_vocab_16e6.txt.gz, a vocab.json+merges.txt "
+       "directory, or a ratfw word tokenizer .json", "PATH"},
+      {"transform", 0, 0, G_OPTION_ARG_STRING, &transform,
+       "image transform: galip (released GALIP/RATLIP quirk, default) or standard", "NAME"},
+      {"taps", 0, 0, G_OPTION_ARG_STRING, &taps_s, "also write the vision residual stream after these blocks, e.g. 1,4,8",
+       "LIST"},
+      {"out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "output safetensors: text_embeds, image_embeds, image_tap.N", "FILE"},
+      {NULL}};
+  int st = parse_options("clip", "encode",
+                         "Embeds captions and images with a CLIP model and writes the embeddings (un-normalised) to a\n"
+                         "safetensors file, so they can be compared with another implementation.",
+                         entries, &argc, &argv);
+  if (st >= 0) return st;
+  GError *e = NULL;
+  RatClipConfig cfg;
+  RatParams *params = NULL;
+  RatClip *clip = NULL;
+  RatTokenizer *tok = NULL;
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free), *tensors = g_ptr_array_new();
+  RatScope scope = rat_scope_push();
+  gboolean prev_grad = rat_set_grad_enabled(FALSE); /* inference only */
+  if (argc != 2 || strcmp(argv[1], "encode")) {
+    st = fail(EXIT_USAGE, "clip", "expected 'encode' (see ratfw clip --help)");
+    goto out;
+  }
+  if (!weights || !out) {
+    st = fail(EXIT_USAGE, "clip", "--weights and --out are required");
+    goto out;
+  }
+  if (!texts && !images) {
+    st = fail(EXIT_USAGE, "clip", "nothing to embed: give --text and/or --image");
+    goto out;
+  }
+  gboolean galip = !transform || !strcmp(transform, "galip");
+  if (transform && !galip && strcmp(transform, "standard")) {
+    st = fail(EXIT_USAGE, "clip", "--transform must be galip or standard, not '%s'", transform);
+    goto out;
+  }
+  if (!rat_clip_config_from_file(weights, &cfg, &e)) goto error;
+  params = rat_params_new();
+  clip = rat_clip_new(&cfg, params, "", RAT_PARAM_FROZEN);
+  rat_params_finalize(params);
+  if (!rat_clip_load(clip, weights, &e)) goto error;
+  if (texts) {
+    char *tpath = vocab ? g_strdup(vocab) : g_file_test(weights, G_FILE_TEST_IS_DIR) ? g_strdup(weights) : NULL;
+    if (!tpath) {
+      st = fail(EXIT_USAGE, "clip", "--text needs a tokenizer: give --vocab, or a weights directory with vocab.json "
+                "and merges.txt");
+      goto out;
+    }
+    tok = rat_tokenizer_load(tpath, &e);
+    g_free(tpath);
+    if (!tok) goto error;
+    rat_tokenizer_set_context(tok, MIN(rat_tokenizer_context(tok), (guint)cfg.context_length));
+    RatTensor *ids = rat_tokenizer_encode_batch(tok, (const char *const *)texts, g_strv_length(texts), NULL);
+    gint32 eot = rat_tokenizer_kind(tok) == RAT_TOKENIZER_BPE ? -1 : rat_tokenizer_eot_id(tok);
+    g_ptr_array_add(names, g_strdup("text_ids"));
+    g_ptr_array_add(tensors, ids);
+    g_ptr_array_add(names, g_strdup("text_embeds"));
+    g_ptr_array_add(tensors, rat_clip_encode_text_eot(clip, ids, eot));
+  }
+  if (images) {
+    guint n = g_strv_length(images);
+    RatTensor **px = g_new0(RatTensor *, n);
+    for (guint i = 0; i < n; i++) {
+      RatTensor *img = rat_png_read(images[i], &e);
+      if (!img) {
+        g_free(px);
+        goto error;
+      }
+      if (img->shape[0] != 3) {
+        st = fail(EXIT_USAGE, "clip", "%s: %" G_GINT64_FORMAT " channels; CLIP takes RGB images", images[i], img->shape[0]);
+        g_free(px);
+        goto out;
+      }
+      RatTensor *x = rat_add_scalar(rat_mul_scalar(rat_unsqueeze(img, 0), 2.0f), -1.0f);
+      px[i] = galip ? rat_clip_transform_galip(x, cfg.image_size) : rat_clip_transform_standard(x, cfg.image_size);
+    }
+    RatTensor *pix = rat_concat(px, n, 0);
+    g_free(px);
+    int blocks[64];
+    guint nb = 0;
+    if (taps_s) {
+      char **parts = g_strsplit(taps_s, ",", -1);
+      for (guint k = 0; parts[k] && nb < 64; k++) blocks[nb++] = atoi(parts[k]);
+      g_strfreev(parts);
+      for (guint k = 0; k < nb; k++)
+        if (blocks[k] < 0 || blocks[k] >= cfg.vision_layers || (k && blocks[k] <= blocks[k - 1])) {
+          st = fail(EXIT_USAGE, "clip", "--taps must be increasing block numbers below %d", cfg.vision_layers);
+          goto out;
+        }
+    }
+    RatTensor *taps[64];
+    g_ptr_array_add(names, g_strdup("image_embeds"));
+    g_ptr_array_add(tensors, rat_clip_vision_taps(clip, pix, blocks, nb, taps));
+    for (guint k = 0; k < nb; k++) {
+      g_ptr_array_add(names, g_strdup_printf("image_tap.%d", blocks[k]));
+      g_ptr_array_add(tensors, taps[k]);
+    }
+  }
+  GHashTable *meta = g_hash_table_new(g_str_hash, g_str_equal);
+  g_hash_table_insert(meta, "weights", weights);
+  g_hash_table_insert(meta, "transform", galip ? "galip" : "standard");
+  g_ptr_array_add(names, NULL);
+  gboolean ok = rat_safetensors_save(out, tensors->len, (const char *const *)names->pdata, (RatTensor *const *)tensors->pdata,
+                                     meta, &e);
+  g_hash_table_destroy(meta);
+  if (!ok) goto error;
+  printf("%s: %u tensors\n", out, tensors->len);
+  st = EXIT_OK;
+  goto out;
+error:
+  st = fail(EXIT_RUN, "clip", "%s", e->message);
+  g_error_free(e);
+out:
+  rat_set_grad_enabled(prev_grad);
+  rat_scope_pop(scope);
+  if (tok) rat_tokenizer_free(tok);
+  rat_clip_free(clip);
+  if (params) rat_params_free(params);
+  g_ptr_array_unref(names);
+  g_ptr_array_unref(tensors);
+  g_strfreev(texts);
+  g_strfreev(images);
+  g_free(weights);
+  g_free(out);
+  g_free(vocab);
+  g_free(transform);
+  g_free(taps_s);
+  return st;
+}
+
 /* ---- bench ---------------------------------------------------------------------------------------------------- */
 
 /* The benchmark programs live beside ratfw: bench/ in a build tree, $(pkglibexecdir) once installed. */
@@ -780,6 +924,7 @@ static const struct {
     {"plugins", cmd_plugins, "list plugins and module types, or one type's arguments"},
     {"inspect", cmd_inspect, "build the model and print modules, shapes, parameters and FLOPs"},
     {"tokenize", cmd_tokenize, "print the token ids of captions (CLIP BPE or a word tokenizer)"},
+    {"clip", cmd_clip, "'clip encode': embed captions and images with CLIP weights into a safetensors file"},
     {"bench", cmd_bench, "benchmarks: 'ops' prints GFLOP/s of the kernels (optionally next to PyTorch)"},
 };
 

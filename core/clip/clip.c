@@ -195,7 +195,9 @@ RatTensor *rat_clip_vision_taps(RatClip *c, RatTensor *pixels, const int *blocks
 
 RatTensor *rat_clip_encode_image(RatClip *c, RatTensor *pixels) { return rat_clip_vision_taps(c, pixels, NULL, 0, NULL); }
 
-RatTensor *rat_clip_encode_text(RatClip *c, RatTensor *ids) {
+RatTensor *rat_clip_encode_text(RatClip *c, RatTensor *ids) { return rat_clip_encode_text_eot(c, ids, -1); }
+
+RatTensor *rat_clip_encode_text_eot(RatClip *c, RatTensor *ids, gint32 eot_id) {
   const RatClipConfig *f = &c->cfg;
   rat_check(ids->dtype == RAT_DTYPE_I32 && ids->ndim == 2 && ids->shape[1] <= f->context_length,
             "ratfw: CLIP text expects i32 ids [B,L] with L <= %d", f->context_length);
@@ -208,8 +210,17 @@ RatTensor *rat_clip_encode_text(RatClip *c, RatTensor *ids) {
   RatTensor **rows = g_newa(RatTensor *, B);
   for (gint64 b = 0; b < B; b++) {
     gint64 best = 0;
-    for (gint64 l = 1; l < L; l++)
-      if (p[b * L + l] > p[b * L + best]) best = l;
+    if (eot_id >= 0) {
+      best = L - 1;
+      for (gint64 l = 0; l < L; l++)
+        if (p[b * L + l] == eot_id) {
+          best = l;
+          break;
+        }
+    } else {
+      for (gint64 l = 1; l < L; l++)
+        if (p[b * L + l] > p[b * L + best]) best = l;
+    }
     rows[b] = rat_slice(rat_select(x, 0, b), 0, best, best + 1); /* [1,D] */
   }
   return rat_matmul(rat_concat(rows, (guint)B, 0), c->tproj);

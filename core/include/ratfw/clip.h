@@ -39,6 +39,9 @@ void rat_clip_init_random(RatClip *clip, RatRng *rng);
 
 /* Text: ids i32 [B,L] (L <= context) -> [B,E]. The pooled position is argmax(ids) per row. */
 RatTensor *rat_clip_encode_text(RatClip *clip, RatTensor *ids);
+/* Same, pooling at the first position holding @eot_id (for word tokenizers, whose end id is not the largest);
+ * rows without it pool at their last position. @eot_id < 0: argmax as above. */
+RatTensor *rat_clip_encode_text_eot(RatClip *clip, RatTensor *ids, gint32 eot_id);
 /* Image: pixels [B,3,S,S], already normalised -> [B,E]. */
 RatTensor *rat_clip_encode_image(RatClip *clip, RatTensor *pixels);
 

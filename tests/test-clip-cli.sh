@@ -1,0 +1,63 @@
+#!/bin/sh
+# `ratfw clip encode` (TAP) on the project's small CLIP fixture written as a Hugging Face weights directory with a
+# word tokenizer: output tensors and shapes, taps, identical embeddings for identical inputs, and errors.
+B=${RATFW_BUILDDIR:-$(pwd)}
+S=${RATFW_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
+R="$B/tools/ratfw"
+T=$(mktemp -d "${TMPDIR:-/tmp}/ratfw-clipcli-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+n=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+notok() { n=$((n + 1)); echo "not ok $n - $1"; sed 's/^/# /' "$T/out" | head -8; }
+t() { if "$@"; then ok "$D"; else notok "$D"; fi; }
+
+mkdir -p "$T/w"
+cp "$S/tests/fixtures/clip_small_hf.safetensors" "$T/w/model.safetensors"
+echo '{"vision_config": {"num_attention_heads": 3}, "text_config": {"num_attention_heads": 3}}' >"$T/w/config.json"
+echo '{"format":"ratfw-words","version":1,"context":12,"words":["<pad>","<sot>","<eot>","<unk>","a","red","blue","circle","square"]}' >"$T/words.json"
+python3 - "$T/img.png" <<'PY'
+import struct, sys, zlib
+w = h = 16
+raw = b"".join(b"\x00" + bytes(v for x in range(w) for v in (x * 16 % 256, y * 16 % 256, (x + y) * 8 % 256)) for y in range(h))
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+open(sys.argv[1], "wb").write(png)
+PY
+# shapes from the safetensors header (python3 only, no torch)
+shapes() {
+  python3 - "$1" <<'PY'
+import json, struct, sys
+f = open(sys.argv[1], "rb")
+n = struct.unpack("<Q", f.read(8))[0]
+h = json.loads(f.read(n))
+print(" ".join(f"{k}={'x'.join(map(str, v['shape']))}" for k, v in sorted(h.items()) if k != "__metadata__"))
+PY
+}
+"$R" clip encode --weights "$T/w" --vocab "$T/words.json" --text "a red circle" --text "a blue square" \
+  --image "$T/img.png" --image "$T/img.png" --taps 0,2 --out "$T/emb.safetensors" >"$T/out" 2>&1
+rc=$?
+D="clip encode exits 0"; t test $rc -eq 0
+shapes "$T/emb.safetensors" >"$T/out"
+D="text_embeds [2,16], image_embeds [2,16], taps [2,17,24]"
+t grep -qx "image_embeds=2x16 image_tap.0=2x17x24 image_tap.2=2x17x24 text_embeds=2x16 text_ids=2x12" "$T/out"
+python3 - "$T/emb.safetensors" >"$T/out" <<'PY'
+import json, struct, sys
+f = open(sys.argv[1], "rb"); n = struct.unpack("<Q", f.read(8))[0]; h = json.loads(f.read(n)); base = 8 + n
+def get(k):
+    a, b = h[k]["data_offsets"]; f.seek(base + a); d = f.read(b - a)
+    return struct.unpack("<%df" % (len(d) // 4), d)
+img, txt = get("image_embeds"), get("text_embeds")
+print("same" if img[:16] == img[16:] else "differ", "distinct" if txt[:16] != txt[16:] else "equal")
+PY
+D="identical images embed identically, different captions differently"; t grep -qx "same distinct" "$T/out"
+"$R" clip encode --weights "$T/nope" --text x --out "$T/e2.safetensors" >"$T/out" 2>&1
+rc=$?
+D="missing weights: exit 1 naming the file"; t sh -c "[ $rc -eq 1 ] && grep -q 'nope' '$T/out'"
+"$R" clip encode --weights "$T/w" --image "$T/img.png" --taps 2,1 --out "$T/e3.safetensors" >"$T/out" 2>&1
+rc=$?
+D="decreasing --taps is a usage error"; t sh -c "[ $rc -eq 2 ] && grep -q 'increasing' '$T/out'"
+"$R" clip encode --weights "$T/w" --out "$T/e4.safetensors" >"$T/out" 2>&1
+rc=$?
+D="nothing to embed is a usage error"; t test $rc -eq 2
+echo "1..$n"
