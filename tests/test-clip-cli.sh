@@ -60,4 +60,14 @@ D="decreasing --taps is a usage error"; t sh -c "[ $rc -eq 2 ] && grep -q 'incre
 "$R" clip encode --weights "$T/w" --out "$T/e4.safetensors" >"$T/out" 2>&1
 rc=$?
 D="nothing to embed is a usage error"; t test $rc -eq 2
+RATFW_PLUGIN_PATH="$B/plugins/.libs${RATFW_PLUGIN_PATH:+:$RATFW_PLUGIN_PATH}"
+export RATFW_PLUGIN_PATH
+cp "$T/words.json" "$T/w/tokenizer.json"
+printf 'seed: 1\nmodel:\n  text_encoder:\n    type: clip_text\n    weights: w\n  image_encoder:\n    type: clip_image\n    weights: w\n' >"$T/exp.yaml"
+"$R" inspect "$T/exp.yaml" >"$T/out" 2>&1
+D="inspect: clip_text and clip_image modules with the file's 40105 frozen parameters"
+t sh -c "grep -Eq '^text_encoder +clip_text +\[1, 16\] +0 +40105 ' '$T/out' && grep -Eq '^image_encoder +clip_image +\[1, 16\] +0 +40105 ' '$T/out'"
+printf 'seed: 1\nmodel:\n  image_encoder:\n    type: clip_image\n    weights: w\n    transform: bicubic\n' >"$T/bad.yaml"
+"$R" validate "$T/bad.yaml" >"$T/out" 2>&1
+D="an unknown transform is a config error with its line"; t grep -q "bad.yaml:6:16: .*'transform' = 'bicubic' is not one of: galip, standard" "$T/out"
 echo "1..$n"

@@ -67,4 +67,18 @@ RatTensor *rat_clip_transform_standard(RatTensor *x, int size);
 RatTensor *rat_clip_contrastive_loss(RatTensor *img, RatTensor *txt, RatTensor *logit_scale);
 RatTensor *rat_clip_logit_scale(RatClip *clip);
 
+/* Kind interfaces of the `clip_text` and `clip_image` module types (plugins/clip.c). */
+typedef struct _RatModule RatModuleFwd;
+typedef struct {
+  /* ids i32 [B,L] -> [B,E]; the module knows its tokenizer's end id. */
+  RatTensor *(*encode)(struct _RatModule *m, RatTensor *ids);
+  /* The CLIP behind the module (for the GAN modules' hooks). */
+  RatClip *(*clip)(struct _RatModule *m);
+} RatTextEncoderIface;
+typedef struct {
+  /* images [B,3,H,W] in [-1,1], any size -> [B,E] (through the module's transform). */
+  RatTensor *(*encode)(struct _RatModule *m, RatTensor *images);
+  RatClip *(*clip)(struct _RatModule *m);
+} RatImageEncoderIface;
+
 G_END_DECLS
