@@ -5,6 +5,7 @@
  * input transform the GAN will use. Logs the loss and held-out image->text / text->image top-1 and top-5
  * retrieval; writes RUN/model.safetensors (OpenAI names) + config.json + tokenizer.json, loadable by
  * `ratfw clip encode --weights RUN --vocab RUN/tokenizer.json` and by the GAN experiments as their frozen CLIP. */
+#include <ratfw/checkpoint.h>
 #include <ratfw/ratfw.h>
 
 #include <math.h>
@@ -192,54 +193,15 @@ static gboolean save_model(RatRunContext *ctx, const PcOptions *o, Pc *p, GError
 }
 
 static gboolean save_checkpoint(RatRunContext *ctx, Pc *p, gint64 step, GError **error) {
-  GHashTable *pm = rat_params_to_map(p->params, "model."), *om = rat_optim_state_to_map(p->opt, "optim.");
-  guint n = g_hash_table_size(pm) + g_hash_table_size(om), k = 0;
-  const char **names = g_new0(const char *, n);
-  RatTensor **ts = g_new0(RatTensor *, n);
-  GHashTable *maps[2] = {pm, om};
-  for (int i = 0; i < 2; i++) {
-    GHashTableIter it;
-    gpointer key, val;
-    g_hash_table_iter_init(&it, maps[i]);
-    while (g_hash_table_iter_next(&it, &key, &val)) {
-      names[k] = key;
-      ts[k++] = val;
-    }
-  }
-  GHashTable *meta = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-  g_hash_table_insert(meta, "step", g_strdup_printf("%" G_GINT64_FORMAT, step));
-  g_hash_table_insert(meta, "rng", g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, p->rng.seed, p->rng.offset));
   char *path = rat_run_path(ctx, "checkpoint.safetensors");
-  gboolean ok = rat_safetensors_save(path, n, names, ts, meta, error);
+  gboolean ok = rat_checkpoint_save(path, p->params, p->opt, step, &p->rng, NULL, error);
   g_free(path);
-  g_hash_table_destroy(meta);
-  g_free(names);
-  g_free(ts);
-  g_hash_table_destroy(pm);
-  g_hash_table_destroy(om);
   return ok;
 }
 
 static gint64 load_checkpoint(RatRunContext *ctx, Pc *p, GError **error) {
   char *path = rat_run_path(ctx, "checkpoint.safetensors");
-  gint64 step = 0;
-  if (g_file_test(path, G_FILE_TEST_EXISTS)) {
-    RatSafetensors *st = rat_safetensors_open(path, error);
-    const char *s = st ? rat_safetensors_meta(st, "step") : NULL, *r = st ? rat_safetensors_meta(st, "rng") : NULL;
-    guint64 seed = 0, off = 0;
-    if (!st) {
-      step = -1;
-    } else if (!s || !r || sscanf(r, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &seed, &off) != 2) {
-      g_set_error(error, RAT_ERROR, RAT_ERROR_CORRUPT, "%s: not a pretrain_clip checkpoint (no step/rng metadata)", path);
-      step = -1;
-    } else if (!rat_params_load(p->params, st, "model.", error) || !rat_optim_state_load(p->opt, st, "optim.", error)) {
-      step = -1;
-    } else {
-      step = g_ascii_strtoll(s, NULL, 10);
-      rat_rng_set_state(&p->rng, seed, off);
-    }
-    rat_safetensors_close(st);
-  }
+  gint64 step = g_file_test(path, G_FILE_TEST_EXISTS) ? rat_checkpoint_load(path, p->params, p->opt, &p->rng, error) : 0;
   g_free(path);
   return step;
 }

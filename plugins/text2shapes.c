@@ -9,6 +9,7 @@
  *   h_0 = reshape(W_0 s + b_0) [B,C0,4,4];  h_{k+1} = LReLU(cond_k(conv_k(up2(h_k)), s))
  *   x = tanh(conv_rgb(h_K)) in [-1,1]                       [B,3,S,S] */
 #include <ratfw/layers.h>
+#include <ratfw/checkpoint.h>
 #include <ratfw/ratfw.h>
 
 #include <math.h>
@@ -187,58 +188,16 @@ static gboolean write_samples(RatRunContext *ctx, const T2sOptions *o, T2s *t, g
 }
 
 static gboolean save_checkpoint(RatRunContext *ctx, T2s *t, RatOptim *opt, gint64 step, GError **error) {
-  GHashTable *pm = rat_params_to_map(t->params, "model.");
-  GHashTable *om = rat_optim_state_to_map(opt, "optim.");
-  guint n = g_hash_table_size(pm) + g_hash_table_size(om), k = 0;
-  const char **names = g_new0(const char *, n);
-  RatTensor **ts = g_new0(RatTensor *, n);
-  GHashTable *maps[2] = {pm, om};
-  for (int i = 0; i < 2; i++) {
-    GHashTableIter it;
-    gpointer key, val;
-    g_hash_table_iter_init(&it, maps[i]);
-    while (g_hash_table_iter_next(&it, &key, &val)) {
-      names[k] = key;
-      ts[k++] = val;
-    }
-  }
-  GHashTable *meta = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-  g_hash_table_insert(meta, "step", g_strdup_printf("%" G_GINT64_FORMAT, step));
-  g_hash_table_insert(meta, "rng", g_strdup_printf("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, t->rng.seed, t->rng.offset));
-  g_hash_table_insert(meta, "format", g_strdup("ratfw text2shapes checkpoint 1"));
   char *path = rat_run_path(ctx, "checkpoint.safetensors");
-  gboolean ok = rat_safetensors_save(path, n, names, ts, meta, error);
+  gboolean ok = rat_checkpoint_save(path, t->params, opt, step, &t->rng, NULL, error);
   g_free(path);
-  g_hash_table_destroy(meta);
-  g_free(names);
-  g_free(ts);
-  g_hash_table_destroy(pm);
-  g_hash_table_destroy(om);
   return ok;
 }
 
 /* Returns the step to continue from (0 without a checkpoint), or -1 with @error. */
 static gint64 load_checkpoint(RatRunContext *ctx, T2s *t, RatOptim *opt, GError **error) {
   char *path = rat_run_path(ctx, "checkpoint.safetensors");
-  gint64 step = 0;
-  if (g_file_test(path, G_FILE_TEST_EXISTS)) {
-    RatSafetensors *st = rat_safetensors_open(path, error);
-    if (!st) step = -1;
-    const char *s = st ? rat_safetensors_meta(st, "step") : NULL;
-    const char *r = st ? rat_safetensors_meta(st, "rng") : NULL;
-    guint64 seed = 0, off = 0;
-    if (st && (!s || !r || sscanf(r, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &seed, &off) != 2)) {
-      g_set_error(error, RAT_ERROR, RAT_ERROR_CORRUPT, "%s: not a text2shapes checkpoint (no step/rng metadata)", path);
-      step = -1;
-    }
-    if (step == 0 && st && (!rat_params_load(t->params, st, "model.", error) || !rat_optim_state_load(opt, st, "optim.", error)))
-      step = -1;
-    if (step == 0 && st) {
-      step = g_ascii_strtoll(s, NULL, 10);
-      rat_rng_set_state(&t->rng, seed, off);
-    }
-    rat_safetensors_close(st);
-  }
+  gint64 step = g_file_test(path, G_FILE_TEST_EXISTS) ? rat_checkpoint_load(path, t->params, opt, &t->rng, error) : 0;
   g_free(path);
   return step;
 }
