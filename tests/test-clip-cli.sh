@@ -51,6 +51,18 @@ img, txt = get("image_embeds"), get("text_embeds")
 print("same" if img[:16] == img[16:] else "differ", "distinct" if txt[:16] != txt[16:] else "equal")
 PY
 D="identical images embed identically, different captions differently"; t grep -qx "same distinct" "$T/out"
+"$R" clip encode --weights "$T/w" --image "$T/img.png" --transform standard --out "$T/std.safetensors" >"$T/out" 2>&1 &&
+  python3 - "$T/emb.safetensors" "$T/std.safetensors" >"$T/out" <<'PY'
+import json, struct, sys
+def get(p, k):
+    f = open(p, "rb"); n = struct.unpack("<Q", f.read(8))[0]; h = json.loads(f.read(n))
+    a, b = h[k]["data_offsets"]; f.seek(8 + n + a); d = f.read(b - a)
+    return struct.unpack("<%df" % (len(d) // 4), d)
+g, s = get(sys.argv[1], "image_embeds")[:16], get(sys.argv[2], "image_embeds")
+print("differ" if len(s) == 16 and max(abs(x - y) for x, y in zip(g, s)) > 1e-3 else "same")
+PY
+D="--transform standard: runs, and embeds differently from galip (no second (v+1)/2 mapping)"
+t grep -qx differ "$T/out"
 "$R" clip encode --weights "$T/nope" --text x --out "$T/e2.safetensors" >"$T/out" 2>&1
 rc=$?
 D="missing weights: exit 1 naming the file"; t sh -c "[ $rc -eq 1 ] && grep -q 'nope' '$T/out'"

@@ -150,7 +150,8 @@ static RatTensor *block_forward(const Block *b, RatTensor *x, int heads, gboolea
   rat_split(qkv, 2, sizes, 3, parts);
   const int perm[4] = {0, 2, 1, 3};
   for (int k = 0; k < 3; k++) parts[k] = rat_permute(rat_reshape(parts[k], RAT_SHAPE(B, T, heads, Dh)), perm);
-  RatTensor *o = rat_scaled_dot_product_attention(parts[0], parts[1], parts[2], causal, (float)(1.0 / sqrt((double)Dh)));
+  float scale = (float)(1.0 / sqrt((double)Dh));
+  RatTensor *o = rat_scaled_dot_product_attention(parts[0], parts[1], parts[2], causal, scale);
   o = rat_reshape(rat_permute(o, perm), RAT_SHAPE(B, T, D));
   x = rat_add(x, rat_linear(o, b->out_w, b->out_b));
   h = rat_layer_norm(x, b->ln2_w, b->ln2_b, 1e-5f);
@@ -193,11 +194,13 @@ RatTensor *rat_clip_vision_taps(RatClip *c, RatTensor *pixels, const int *blocks
   return rat_clip_vision_head(c, x);
 }
 
-RatTensor *rat_clip_encode_image(RatClip *c, RatTensor *pixels) { return rat_clip_vision_taps(c, pixels, NULL, 0, NULL); }
+RatTensor *rat_clip_encode_image(RatClip *c, RatTensor *pixels) {
+  return rat_clip_vision_taps(c, pixels, NULL, 0, NULL);
+}
 
 RatTensor *rat_clip_encode_text(RatClip *c, RatTensor *ids) { return rat_clip_encode_text_eot(c, ids, -1); }
 
-RatTensor *rat_clip_encode_text_eot(RatClip *c, RatTensor *ids, gint32 eot_id) {
+RatTensor *rat_clip_encode_text_at(RatClip *c, RatTensor *ids, const gint64 *positions) {
   const RatClipConfig *f = &c->cfg;
   rat_check(ids->dtype == RAT_DTYPE_I32 && ids->ndim == 2 && ids->shape[1] <= f->context_length,
             "ratfw: CLIP text expects i32 ids [B,L] with L <= %d", f->context_length);
@@ -205,9 +208,21 @@ RatTensor *rat_clip_encode_text_eot(RatClip *c, RatTensor *ids, gint32 eot_id) {
   RatTensor *x = rat_add(rat_embedding(c->tok, ids), rat_slice(c->tpos, 0, 0, L));
   for (int i = 0; i < f->text_layers; i++) x = block_forward(&c->tblocks[i], x, f->text_heads, TRUE);
   x = rat_layer_norm(x, c->ln_final_w, c->ln_final_b, 1e-5f);
+  RatTensor **rows = g_newa(RatTensor *, B);
+  for (gint64 b = 0; b < B; b++) {
+    rat_check(positions[b] >= 0 && positions[b] < L, "ratfw: CLIP pooling position %" G_GINT64_FORMAT " of row %"
+              G_GINT64_FORMAT " is outside [0, %" G_GINT64_FORMAT ")", positions[b], b, L);
+    rows[b] = rat_slice(rat_select(x, 0, b), 0, positions[b], positions[b] + 1); /* [1,D] */
+  }
+  return rat_matmul(rat_concat(rows, (guint)B, 0), c->tproj);
+}
+
+RatTensor *rat_clip_encode_text_eot(RatClip *c, RatTensor *ids, gint32 eot_id) {
+  rat_check(ids->dtype == RAT_DTYPE_I32 && ids->ndim == 2, "ratfw: CLIP text expects i32 ids [B,L]");
+  gint64 B = ids->shape[0], L = ids->shape[1];
   RatTensor *ic = rat_contiguous(ids);
   const gint32 *p = rat_tensor_data_i32(ic);
-  RatTensor **rows = g_newa(RatTensor *, B);
+  gint64 *pos = g_new(gint64, B);
   for (gint64 b = 0; b < B; b++) {
     gint64 best = 0;
     if (eot_id >= 0) {
@@ -221,9 +236,11 @@ RatTensor *rat_clip_encode_text_eot(RatClip *c, RatTensor *ids, gint32 eot_id) {
       for (gint64 l = 1; l < L; l++)
         if (p[b * L + l] > p[b * L + best]) best = l;
     }
-    rows[b] = rat_slice(rat_select(x, 0, b), 0, best, best + 1); /* [1,D] */
+    pos[b] = best;
   }
-  return rat_matmul(rat_concat(rows, (guint)B, 0), c->tproj);
+  RatTensor *y = rat_clip_encode_text_at(c, ids, pos);
+  g_free(pos);
+  return y;
 }
 
 /* ---- transforms and loss ---------------------------------------------------------------------------------- */
@@ -241,9 +258,54 @@ RatTensor *rat_clip_transform_galip(RatTensor *x, int size) {
   return normalise(v);
 }
 
+/* The [out, in] weights of an antialiased bicubic resize along one axis (PIL's ImagingResample and
+ * torch.nn.functional.interpolate(mode="bicubic", antialias=True, align_corners=False); Keys' cubic with a = -0.5,
+ * support widened by the scale when downsampling, weights normalised per output sample). */
+static RatTensor *bicubic_weights(gint64 in, gint64 out) {
+  double scale = (double)in / (double)out, fs = MAX(scale, 1.0), support = 2.0 * fs;
+  RatTensor *m = rat_zeros(RAT_SHAPE(out, in));
+  float *w = rat_tensor_data(m);
+  for (gint64 i = 0; i < out; i++) {
+    double center = scale * ((double)i + 0.5), sum = 0.0, ws[4096];
+    gint64 lo = MAX((gint64)(center - support + 0.5), 0), hi = MIN((gint64)(center + support + 0.5), in);
+    rat_check(hi - lo <= 4096, "ratfw: bicubic resize from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT " is too steep",
+              in, out);
+    for (gint64 j = lo; j < hi; j++) {
+      double t = fabs(((double)j - center + 0.5) / fs), a = -0.5;
+      ws[j - lo] = t < 1.0   ? ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0
+                   : t < 2.0 ? (((t - 5.0) * t + 8.0) * t - 4.0) * a
+                             : 0.0;
+      sum += ws[j - lo];
+    }
+    for (gint64 j = lo; j < hi; j++) w[i * in + j] = (float)(sum != 0.0 ? ws[j - lo] / sum : 0.0);
+  }
+  return m;
+}
+
+/* x [B,C,H,W] -> [B,C,oh,ow] as two matmuls with the separable weights (so every derivative order comes free). */
+static RatTensor *resize_bicubic_aa(RatTensor *x, gint64 oh, gint64 ow) {
+  RatTensor *y = rat_contiguous(x);
+  if (x->shape[3] != ow) y = rat_matmul(y, rat_transpose(bicubic_weights(x->shape[3], ow), 0, 1));
+  if (x->shape[2] != oh) y = rat_matmul(bicubic_weights(x->shape[2], oh), y);
+  return y;
+}
+
 RatTensor *rat_clip_transform_standard(RatTensor *x, int size) {
+  rat_check(x->ndim == 4 && x->shape[1] == 3, "ratfw: CLIP transform expects [B,3,H,W] images");
   RatTensor *u = rat_add_scalar(rat_mul_scalar(x, 0.5f), 0.5f);
-  if (u->shape[2] != size || u->shape[3] != size) u = rat_resize_bilinear(u, size, size, FALSE);
+  gint64 H = x->shape[2], W = x->shape[3], oh, ow;
+  if (H <= W) { /* torchvision Resize(int): the shorter side to @size, the longer truncated */
+    oh = size;
+    ow = (gint64)((double)size * (double)W / (double)H);
+  } else {
+    ow = size;
+    oh = (gint64)((double)size * (double)H / (double)W);
+  }
+  if (oh != H || ow != W) u = resize_bicubic_aa(u, oh, ow);
+  /* CenterCrop: offsets round((o - size) / 2) with Python's round half to even (rint in the default mode) */
+  gint64 top = (gint64)rint((double)(oh - size) / 2.0), left = (gint64)rint((double)(ow - size) / 2.0);
+  if (oh != size) u = rat_slice(u, 2, top, top + size);
+  if (ow != size) u = rat_slice(u, 3, left, left + size);
   return normalise(u);
 }
 
@@ -320,7 +382,8 @@ static guint hf_names(const char *name, char **parts, gboolean *transpose) {
                                          {"ln_2.", "layer_norm2."},             {"mlp.c_fc.", "mlp.fc1."},
                                          {"mlp.c_proj.", "mlp.fc2."}};
     for (guint k = 0; k < G_N_ELEMENTS(map); k++)
-      if (g_str_has_prefix(sub, map[k][0])) parts[0] = g_strdup_printf("%s%s%s", pre, map[k][1], sub + strlen(map[k][0]));
+      if (g_str_has_prefix(sub, map[k][0]))
+        parts[0] = g_strdup_printf("%s%s%s", pre, map[k][1], sub + strlen(map[k][0]));
     if (!parts[0]) n = 0;
   }
   g_free(pre);
@@ -341,29 +404,42 @@ static RatTensor *read_param(const RatSafetensors *st, const char *file, gboolea
     g_set_error(error, RAT_ERROR, RAT_ERROR_NOT_FOUND, "%s: no Hugging Face name for CLIP parameter %s", file, name);
     return NULL;
   }
+  /* the shape each stored tensor must have: a third of the rows for q/k/v, transposed for the HF projections */
+  RatShape fw = want;
+  if (n == 3) fw.d[0] /= 3;
+  if (transpose && fw.ndim == 2) {
+    fw.d[0] = want.d[1];
+    fw.d[1] = want.d[0];
+  }
+  char *ws = rat_shape_to_string(fw);
   RatTensor *got[3] = {NULL};
   for (guint k = 0; k < n; k++) {
     if (!rat_safetensors_has(st, parts[k])) {
-      char *ws = rat_shape_to_string(want);
-      g_set_error(error, RAT_ERROR, RAT_ERROR_NOT_FOUND, "%s: missing tensor %s (CLIP %s, expected shape %s%s)", file,
-                  parts[k], name, ws, n == 3 ? " for q, k and v together" : "");
-      g_free(ws);
+      g_set_error(error, RAT_ERROR, RAT_ERROR_NOT_FOUND, "%s: missing tensor %s (CLIP %s, expected shape %s)", file,
+                  parts[k], name, ws);
       goto done;
     }
     got[k] = rat_safetensors_get(st, parts[k], error);
     if (!got[k]) goto done;
+    if (got[k]->dtype != RAT_DTYPE_F32) {
+      const char *dt = "?";
+      rat_safetensors_info(st, parts[k], NULL, &dt);
+      g_set_error(error, RAT_ERROR, RAT_ERROR_CORRUPT, "%s: tensor %s is %s, CLIP %s needs floating point (F32, F16, "
+                  "BF16 or F64)", file, parts[k], dt, name);
+      goto done;
+    }
+    if (!rat_shape_equal(rat_tensor_shape(got[k]), fw)) {
+      char *b = rat_shape_to_string(rat_tensor_shape(got[k]));
+      g_set_error(error, RAT_ERROR, RAT_ERROR_SHAPE, "%s: tensor %s has shape %s, expected %s for CLIP %s (a different "
+                  "CLIP configuration?)", file, parts[k], b, ws, name);
+      g_free(b);
+      goto done;
+    }
   }
   out = n == 3 ? rat_concat(got, 3, 0) : got[0];
   if (transpose && out->ndim == 2) out = rat_contiguous(rat_transpose(out, 0, 1));
-  if (!rat_shape_equal(rat_tensor_shape(out), want)) {
-    char *a = rat_shape_to_string(want), *b = rat_shape_to_string(rat_tensor_shape(out));
-    g_set_error(error, RAT_ERROR, RAT_ERROR_SHAPE, "%s: tensor %s has shape %s, CLIP %s expects %s (a different CLIP "
-                "configuration?)", file, parts[0], b, name, a);
-    g_free(a);
-    g_free(b);
-    out = NULL;
-  }
 done:
+  g_free(ws);
   for (guint k = 0; k < 3; k++) g_free(parts[k]);
   return out;
 }
@@ -450,7 +526,8 @@ gboolean rat_clip_config_from_file(const char *path, RatClipConfig *cfg, GError 
                 rat_safetensors_info(st, tok, &st_, NULL) && rat_safetensors_info(st, tpos, &sp, NULL) &&
                 rat_safetensors_info(st, tproj, &sj, NULL);
   if (!ok) {
-    g_set_error(error, RAT_ERROR, RAT_ERROR_CORRUPT, "%s: not a CLIP checkpoint (no %s / %s / %s)", file, conv, tok, tproj);
+    g_set_error(error, RAT_ERROR, RAT_ERROR_CORRUPT, "%s: not a CLIP checkpoint (no %s / %s / %s)", file, conv, tok,
+                tproj);
   } else {
     cfg->vision_width = (int)sc.d[0];
     cfg->vision_patch = (int)sc.d[2];
@@ -470,7 +547,8 @@ gboolean rat_clip_config_from_file(const char *path, RatClipConfig *cfg, GError 
     cfg->text_heads = json_heads(dir, "text_config", MAX(cfg->text_width / 64, 1));
     g_free(dir);
     if (cfg->vision_width % cfg->vision_heads || cfg->text_width % cfg->text_heads) {
-      g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: widths %d/%d are not divisible by %d/%d heads; put a Hugging "
+      g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG,
+                  "%s: widths %d/%d are not divisible by %d/%d heads; put a Hugging "
                   "Face config.json (num_attention_heads) beside the weights", file, cfg->vision_width,
                   cfg->text_width, cfg->vision_heads, cfg->text_heads);
       ok = FALSE;

@@ -5,7 +5,9 @@ the text tower, EOT pooling at argmax(ids), projections), saved once in Hugging 
 chosen vision blocks, the prompt-token path GALIP's CLIP adapter uses, gradients w.r.t. the pixels and a prompt
 token with the weights frozen, the GALIP input transform, and the contrastive loss with its gradients.
 """
+import json
 import math
+import struct
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +35,8 @@ def make_weights():
     W["visual.positional_embedding"] = r(g * g + 1, vw)
     W["visual.ln_pre.weight"] = 1 + r(vw, s=0.1)
     W["visual.ln_pre.bias"] = r(vw, s=0.1)
-    for tower, width, layers in (("visual.transformer", vw, CFG["vision_layers"]), ("transformer", tw, CFG["text_layers"])):
+    towers = (("visual.transformer", vw, CFG["vision_layers"]), ("transformer", tw, CFG["text_layers"]))
+    for tower, width, layers in towers:
         for i in range(layers):
             p = f"{tower}.resblocks.{i}."
             W[p + "attn.in_proj_weight"] = r(3 * width, width, s=1 / math.sqrt(width))
@@ -57,7 +60,28 @@ def make_weights():
     W["ln_final.bias"] = r(tw, s=0.1)
     W["text_projection"] = r(tw, E, s=1 / math.sqrt(tw))
     W["logit_scale"] = torch.tensor(math.log(1 / 0.07))
+    # OpenAI's released state dicts are fp16: round the vision tower to F16 and the text tower to BF16 so the
+    # OpenAI-named file can store them at half size and the Hugging Face F32 file holds exactly the same values.
+    for k in W:
+        if k != "logit_scale":
+            W[k] = W[k].to(torch.float16 if k.startswith("visual.") else torch.bfloat16).to(torch.float64)
     return W
+
+
+def save_half(path, tensors):
+    """safetensors with each tensor in its own torch dtype (F16, BF16 or F32): common.save_safetensors writes F32."""
+    names = {torch.float16: "F16", torch.bfloat16: "BF16", torch.float32: "F32"}
+    header, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().contiguous()
+        data = (t.view(torch.int16) if t.dtype in (torch.float16, torch.bfloat16) else t).numpy().tobytes()
+        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(data)]}
+        blobs.append(data)
+        off += len(data)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def to_hf(W):
@@ -168,6 +192,23 @@ def galip_transform(x, size):
     return (v - mean) / std
 
 
+def bicubic_aa(x, oh, ow):
+    return F.interpolate(x, size=(oh, ow), mode="bicubic", align_corners=False, antialias=True)
+
+
+def standard_transform(x, size):
+    """torchvision Resize(size, bicubic, antialias) of the shorter side, CenterCrop(size), CLIP mean/std."""
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    u = x * 0.5 + 0.5
+    H, W = u.shape[2:]
+    oh, ow = (size, int(size * W / H)) if H <= W else (int(size * H / W), size)
+    u = bicubic_aa(u, oh, ow)
+    top, left = int(round((oh - size) / 2.0)), int(round((ow - size) / 2.0))
+    u = u[:, :, top:top + size, left:left + size]
+    return (u - mean) / std
+
+
 def contrastive(img, txt, logit_scale):
     img = img / img.norm(dim=-1, keepdim=True)
     txt = txt / txt.norm(dim=-1, keepdim=True)
@@ -182,7 +223,9 @@ def main():
     W = make_weights()
     Wf = {k: v.float() for k, v in W.items()}
     save_safetensors(os.path.join(FIXTURE_DIR, "clip_small_hf.safetensors"), to_hf(Wf))
-    save_safetensors(os.path.join(FIXTURE_DIR, "clip_small_openai.safetensors"), Wf)
+    save_half(os.path.join(FIXTURE_DIR, "clip_small_openai.safetensors"),
+              {k: (v if k == "logit_scale" else v.to(torch.float16 if k.startswith("visual.") else torch.bfloat16))
+               for k, v in Wf.items()})
     W = {k: v.float().double() for k, v in W.items()}
     fx = Fixture("clip")
     B = 3
@@ -203,11 +246,42 @@ def main():
     x = vision_embed(W, pixels.detach())
     x = vblock(W, 0, x)
     x = vblock(W, 1, torch.cat([x, prompt], 1))[:, :-1]
-    x = vblock(W, 2, x)
-    Rp = torch.rand(x.shape) * 2 - 1
-    (gprompt,) = torch.autograd.grad(x, prompt, Rp)
-    raw = (torch.rand(B, 3, 18, 18) * 2 - 1)
+    prompt_out = vblock(W, 2, x)
+    Rp = torch.rand(prompt_out.shape) * 2 - 1
+    (gprompt,) = torch.autograd.grad(prompt_out, prompt, Rp)
+    raw = (torch.rand(1, 3, 18, 18) * 2 - 1).requires_grad_(True)
     tr = galip_transform(raw, CFG["image"])
+    Rt = torch.rand(tr.shape) * 2 - 1
+    (graw,) = torch.autograd.grad(tr, raw, Rt)
+    # the standard transform: downscale of a square image, and upscale + centre crop of a non-square one
+    std_sq = standard_transform(raw, CFG["image"])
+    (graw_std,) = torch.autograd.grad(std_sq, raw, Rt)
+    raw2 = (torch.rand(1, 3, 10, 12) * 2 - 1).requires_grad_(True)
+    std_rect = standard_transform(raw2, CFG["image"])
+    Rt2 = torch.rand(std_rect.shape) * 2 - 1
+    (graw2,) = torch.autograd.grad(std_rect, raw2, Rt2)
+    # trainable weights (pretraining): gradients of <R, image> and <Rt, text> w.r.t. chosen parameters
+    Wg = {k: v.clone().requires_grad_(True) for k, v in W.items()}
+    vis_names = ["visual.conv1.weight", "visual.class_embedding", "visual.transformer.resblocks.1.attn.in_proj_weight",
+                 "visual.transformer.resblocks.2.mlp.c_fc.bias", "visual.ln_post.weight", "visual.proj"]
+    txt_names = ["token_embedding.weight", "positional_embedding", "transformer.resblocks.0.attn.in_proj_bias",
+                 "transformer.resblocks.1.mlp.c_proj.bias", "ln_final.bias", "text_projection"]
+    gv = torch.autograd.grad(encode_image(Wg, pixels.detach())[0], [Wg[k] for k in vis_names], R)
+    Rtxt = torch.rand(txt.shape) * 2 - 1
+    gt_ = torch.autograd.grad(encode_text(Wg, ids), [Wg[k] for k in txt_names], Rtxt)
+    pgrads = {f"pgrad.{k}": g for k, g in zip(vis_names + txt_names, list(gv) + list(gt_))}
+    # a word tokenizer's end id is not the largest: pool at the first position holding eot_id
+    eot_id = 7
+    ids_w = torch.randint(8, CFG["vocab"], (B, CFG["context"]))
+    ends = [4, 11, 0]
+    for b, n in enumerate(ends):
+        ids_w[b, n] = eot_id
+    ids_w[1, 2] = CFG["vocab"] - 1
+    x = W["token_embedding.weight"][ids_w] + W["positional_embedding"]
+    for i in range(CFG["text_layers"]):
+        x = block(W, f"transformer.resblocks.{i}.", x, CFG["text_heads"], True)
+    x = F.layer_norm(x, (x.shape[-1],), W["ln_final.weight"], W["ln_final.bias"], 1e-5)
+    txt_eot = x[torch.arange(B), torch.tensor(ends)] @ W["text_projection"]
     logit_scale = W["logit_scale"].clone().requires_grad_(True)
     ie = img.detach().clone().requires_grad_(True)
     te = txt.detach().clone().requires_grad_(True)
@@ -215,8 +289,11 @@ def main():
     gi, gt, gl = torch.autograd.grad(loss, [ie, te, logit_scale])
     fx.case(name="clip", ids=ids, pixels=pixels.detach(), image_embed=img.detach(), text_embed=txt.detach(),
             tap0=taps[0].detach(), tap2=taps[1].detach(), R=R, grad_pixels=gpix, prompt=prompt.detach(),
-            prompt_out=x.detach(), Rp=Rp, grad_prompt=gprompt, raw=raw, transformed=tr, loss=loss.detach(),
-            grad_img=gi, grad_txt=gt, grad_logit_scale=gl, **{k: v for k, v in CFG.items()})
+            prompt_out=prompt_out.detach(), Rp=Rp, grad_prompt=gprompt, raw=raw.detach(), transformed=tr.detach(),
+            Rt=Rt, grad_raw=graw, standard=std_sq.detach(), grad_raw_standard=graw_std, raw2=raw2.detach(),
+            standard2=std_rect.detach(), Rt2=Rt2, grad_raw2=graw2, Rtxt=Rtxt, ids_w=ids_w, text_embed_eot=txt_eot,
+            loss=loss.detach(), grad_img=gi, grad_txt=gt, grad_logit_scale=gl, eot_id=eot_id, **pgrads,
+            **{k: v for k, v in CFG.items()})
     fx.save()
 
 

@@ -42,6 +42,8 @@ RatTensor *rat_clip_encode_text(RatClip *clip, RatTensor *ids);
 /* Same, pooling at the first position holding @eot_id (for word tokenizers, whose end id is not the largest);
  * rows without it pool at their last position. @eot_id < 0: argmax as above. */
 RatTensor *rat_clip_encode_text_eot(RatClip *clip, RatTensor *ids, gint32 eot_id);
+/* Same, pooling row b at @positions[b] (B entries, each in [0, L)). */
+RatTensor *rat_clip_encode_text_at(RatClip *clip, RatTensor *ids, const gint64 *positions);
 /* Image: pixels [B,3,S,S], already normalised -> [B,E]. */
 RatTensor *rat_clip_encode_image(RatClip *clip, RatTensor *pixels);
 
@@ -57,8 +59,9 @@ RatTensor *rat_clip_vision_taps(RatClip *clip, RatTensor *pixels, const int *blo
 
 /* Input transforms from model range [-1,1] images of any size. GALIP / RATLIP (§5.1), the released quirk and the
  * default where matching published numbers matters: u = x/2 + 1/2, nearest resize (PyTorch legacy rule) to
- * @size, v = (u + 1)/2, then CLIP's mean/std. Standard (§10.6 without the crop): u = x/2 + 1/2, bilinear resize
- * (bicubic is not implemented) to @size, mean/std. */
+ * @size, v = (u + 1)/2, then CLIP's mean/std. Standard (§10.6): u = x/2 + 1/2, the shorter side resized to @size
+ * with antialiased bicubic (PIL's filter, = torch interpolate(bicubic, antialias=True); on float images, so no
+ * 8-bit rounding as PIL), centre crop to @size x @size, mean/std (the resize is two matmuls with fixed weights). */
 RatTensor *rat_clip_transform_galip(RatTensor *x, int size);
 RatTensor *rat_clip_transform_standard(RatTensor *x, int size);
 
