@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { EXIT_OK = 0, EXIT_RUN = 1, EXIT_USAGE = 2 };
+#include "cmd.h"
 
 static volatile gint stop_flag = 0;
 
@@ -25,8 +25,7 @@ static void on_sigint(int sig) {
   g_atomic_int_set(&stop_flag, 1);
 }
 
-static int fail(int status, const char *cmd, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static int fail(int status, const char *cmd, const char *fmt, ...) {
+int fail(int status, const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *msg = g_strdup_vprintf(fmt, ap);
@@ -37,7 +36,7 @@ static int fail(int status, const char *cmd, const char *fmt, ...) {
 }
 
 /* Multi-line config errors: every line, then the one-line cause last. */
-static int fail_config(const char *cmd, const GError *e) {
+int fail_config(const char *cmd, const GError *e) {
   char **lines = g_strsplit(e->message, "\n", -1);
   guint n = g_strv_length(lines);
   if (n > 1)
@@ -47,7 +46,7 @@ static int fail_config(const char *cmd, const GError *e) {
   return st;
 }
 
-static RatRegistry *load_registry(gboolean warn, GPtrArray **failures_out) {
+RatRegistry *load_registry(gboolean warn, GPtrArray **failures_out) {
   RatRegistry *reg = rat_registry_new();
   GPtrArray *failures = g_ptr_array_new_with_free_func((GDestroyNotify)g_error_free);
   rat_registry_load_all(reg, failures);
@@ -60,7 +59,7 @@ static RatRegistry *load_registry(gboolean warn, GPtrArray **failures_out) {
 }
 
 /* Parses a subcommand's options; leaves positional arguments in argv. Returns -1 to continue, else an exit code. */
-static int parse_options(const char *cmd, const char *params, const char *summary, GOptionEntry *entries, int *argc,
+int parse_options(const char *cmd, const char *params, const char *summary, GOptionEntry *entries, int *argc,
                          char ***argv) {
   char *p = g_strdup_printf("%s %s", cmd, params);
   GOptionContext *oc = g_option_context_new(p);

@@ -14,3 +14,5 @@
 #include <ratfw/text.h>
 #include <ratfw/data.h>
 #include <ratfw/clip.h>
+#include <ratfw/dataset.h>
+#include <ratfw/gan.h>

@@ -1,0 +1,69 @@
+/* ratfw GANs: the generator and discriminator kinds (plugins/dfgan.c, plugins/galip.c), and the losses of
+ * reference §6 (core/gan/losses.c).
+ *
+ * A discriminator is split in three stages so that the losses can be written once for DF-GAN and GALIP:
+ *   x     = encode(images)        DF-GAN: the pixels themselves; GALIP: the frozen CLIP's tapped features
+ *                                 [B, n_taps, D, g, g] (and the CLIP image embedding for the similarity loss)
+ *   f     = features(x)           NetD
+ *   logit = logits(f, sentence)   NetC, [B]
+ * MA-GP differentiates logit with respect to x and the sentence (reference §6.1-6.2); the mismatch term rolls
+ * either the sentences (GALIP) or the features f (DF-GAN). */
+#pragma once
+
+#include <ratfw/clip.h>
+#include <ratfw/module.h>
+
+G_BEGIN_DECLS
+
+/* What the training task passes in RatBuildContext.user when it builds a generator or discriminator. */
+typedef struct {
+  RatClip *clip;      /* the frozen CLIP of the text encoder (GALIP/RATLIP use its vision tower); may be NULL */
+  gint64 sentence_dim; /* width of the sentence embedding (CLIP: embed_dim) */
+  gpointer reserved[6];
+} RatGanContext;
+
+typedef struct {
+  /* z [B, z_dim], sentence [B, S] -> images [B, 3, H, W] (unbounded for GALIP, tanh for DF-GAN; callers clamp
+   * for display). Scope-owned. Recurrent conditioners keep their state for one call. */
+  RatTensor *(*forward)(RatModule *g, RatTensor *z, RatTensor *sentence);
+  gint64 (*z_dim)(RatModule *g);
+  gint64 (*image_size)(RatModule *g); /* side of the images forward returns */
+  gpointer reserved[6];
+} RatGeneratorIface;
+
+typedef struct {
+  /* images [B,3,H,W] in [-1,1] (any H the discriminator accepts) -> x. If @image_embedding is not NULL it gets
+   * the CLIP image embedding [B,E] (GALIP) or NULL (DF-GAN). Scope-owned. */
+  RatTensor *(*encode)(RatModule *d, RatTensor *images, RatTensor **image_embedding);
+  RatTensor *(*features)(RatModule *d, RatTensor *x);
+  RatTensor *(*logits)(RatModule *d, RatTensor *features, RatTensor *sentence); /* -> [B] */
+  /* Image size the discriminator expects for real images (0 = any). */
+  gint64 (*image_size)(RatModule *d);
+  gpointer reserved[6];
+} RatDiscriminatorIface;
+
+#define RAT_GENERATOR_IFACE(m) RAT_MODULE_IFACE(m, RatGeneratorIface)
+#define RAT_DISCRIMINATOR_IFACE(m) RAT_MODULE_IFACE(m, RatDiscriminatorIface)
+
+/* Calls through the interfaces, recording the module for `ratfw inspect`. */
+RatTensor *rat_generator_forward(RatModule *g, RatTensor *z, RatTensor *sentence);
+RatTensor *rat_discriminator_encode(RatModule *d, RatTensor *images, RatTensor **image_embedding);
+RatTensor *rat_discriminator_features(RatModule *d, RatTensor *x);
+RatTensor *rat_discriminator_logits(RatModule *d, RatTensor *features, RatTensor *sentence);
+
+/* ---- losses (core/gan/losses.c) --------------------------------------------------------------------------- */
+
+/* mean(relu(1 - logits)) for real (@real TRUE), mean(relu(1 + logits)) otherwise. 0-d. */
+RatTensor *rat_hinge_d(RatTensor *logits, gboolean real);
+/* -mean(logits). */
+RatTensor *rat_hinge_g(RatTensor *logits);
+/* Rows rolled by one: out[n] = x[(n+1) mod B] (torch.cat((x[1:], x[0:1]))). */
+RatTensor *rat_roll_batch(RatTensor *x);
+/* MA-GP (reference §6.1): k * mean_n ( ||concat(dlogit_n/dx_n, dlogit_n/ds_n)||_2 ^ p ), the gradient of
+ * sum(logits) taken with create_graph so that the penalty back-propagates into the discriminator's parameters.
+ * @x and @sentence must be the tensors @logits was computed from, with requires_grad set. */
+RatTensor *rat_ma_gp(RatTensor *logits, RatTensor *x, RatTensor *sentence, double k, double p);
+/* mean_n cos(a_n, b_n). */
+RatTensor *rat_mean_cosine(RatTensor *a, RatTensor *b);
+
+G_END_DECLS
