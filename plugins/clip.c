@@ -9,31 +9,52 @@
 
 static const char *const transforms[] = {"galip", "standard", NULL};
 
+static const char *const architectures[] = {"", "vit-b32", NULL};
+
 typedef struct {
   char *weights;
   char *vocab;
   char *transform;
   gboolean frozen;
+  char *architecture;
 } ClipOptions;
 
 typedef struct {
   RatClip *clip;
   gint32 eot;
+  RatTokenizer *tok; /* NULL when no vocabulary was found (ids must then come from elsewhere) */
 } ClipPriv;
 
 static const RatArgSpec clip_args[] = {
-    RAT_ARG_P(ClipOptions, weights, NULL, "CLIP weights: model.safetensors (Hugging Face or OpenAI names) or a directory with it"),
+    RAT_ARG_P(ClipOptions, weights, "", "CLIP weights: model.safetensors (Hugging Face or OpenAI names) or a directory "
+              "with it (a pretrain_clip run directory works); required unless `architecture` is set"),
     RAT_ARG_P(ClipOptions, vocab, "", "tokenizer (text): a ratfw word tokenizer .json; empty = the weights directory's "
               "tokenizer.json if present, else CLIP BPE (end token = largest id)"),
     RAT_ARG_C(ClipOptions, transform, "galip", transforms, "image transform: galip (released quirk) or standard"),
     RAT_ARG_B(ClipOptions, frozen, "true", "frozen parameters take no gradient (they still pass it on)"),
+    RAT_ARG_C(ClipOptions, architecture, "", architectures,
+              "with no weights: build this architecture with random weights (for `ratfw inspect` and benchmarks "
+              "of the paper configurations without downloading CLIP; never for training)"),
 };
+
+static gboolean clip_check(const RatModuleType *type, const void *options, const RatBuildContext *ctx, GError **error) {
+  const ClipOptions *o = options;
+  if ((!o->weights || !*o->weights) && (!o->architecture || !*o->architecture)) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG,
+                "%s needs `weights:` (a CLIP model.safetensors or its directory, e.g. a pretrain_clip run) or "
+                "`architecture: vit-b32` for random weights", type->name);
+    return FALSE;
+  }
+  return TRUE;
+}
 
 static gboolean clip_build(RatModule *m, const RatBuildContext *ctx, GError **error) {
   const ClipOptions *o = RAT_MODULE_OPTIONS(m, ClipOptions);
   ClipPriv *p = RAT_MODULE_PRIV(m, ClipPriv);
   RatClipConfig cfg;
-  if (!rat_clip_config_from_file(o->weights, &cfg, error)) return FALSE;
+  gboolean random = !o->weights || !*o->weights;
+  if (random) cfg = rat_clip_config_vit_b32();
+  else if (!rat_clip_config_from_file(o->weights, &cfg, error)) return FALSE;
   char *prefix = g_strdup_printf("%s.", m->path);
   guint before = rat_params_size(ctx->params);
   p->clip = rat_clip_new(&cfg, ctx->params, prefix, o->frozen ? RAT_PARAM_FROZEN : RAT_PARAM_TRAINABLE);
@@ -41,24 +62,44 @@ static gboolean clip_build(RatModule *m, const RatBuildContext *ctx, GError **er
   /* the module owns what the CLIP created (for parameter counts and checkpoints) */
   for (guint i = before; i < rat_params_size(ctx->params); i++) g_ptr_array_add(m->params, rat_params_tensor(ctx->params, i));
   /* weights are loaded into the parameters now, before the arena is finalized: rat_clip_load copies values */
+  if (random) {
+    rat_clip_init_random(p->clip, ctx->rng ? ctx->rng : &(RatRng){0});
+    p->eot = -1;
+    return TRUE;
+  }
   if (!rat_clip_load(p->clip, o->weights, error)) return FALSE;
   p->eot = -1;
-  char *tp = o->vocab && *o->vocab ? g_strdup(o->vocab)
-             : g_file_test(o->weights, G_FILE_TEST_IS_DIR) ? g_build_filename(o->weights, "tokenizer.json", NULL) : NULL;
-  if (tp && g_str_has_suffix(tp, ".json") && g_file_test(tp, G_FILE_TEST_EXISTS)) {
-    RatTokenizer *tok = rat_tokenizer_load(tp, error);
-    if (!tok) {
-      g_free(tp);
-      return FALSE;
-    }
-    p->eot = rat_tokenizer_eot_id(tok);
-    rat_tokenizer_free(tok);
+  /* The tokenizer: `vocab` if given (a ratfw word tokenizer .json, else CLIP BPE: the .txt.gz or a directory with
+   * vocab.json + merges.txt); otherwise the weights directory's tokenizer.json (pretrain_clip runs) or its
+   * vocab.json + merges.txt (Hugging Face); otherwise none (callers must bring their own ids). */
+  char *tp = NULL;
+  gboolean bpe = FALSE;
+  if (o->vocab && *o->vocab) {
+    tp = g_strdup(o->vocab);
+    bpe = !g_str_has_suffix(tp, ".json");
+  } else if (g_file_test(o->weights, G_FILE_TEST_IS_DIR)) {
+    char *tj = g_build_filename(o->weights, "tokenizer.json", NULL), *vj = g_build_filename(o->weights, "vocab.json", NULL);
+    if (g_file_test(tj, G_FILE_TEST_EXISTS)) tp = g_strdup(tj);
+    else if (g_file_test(vj, G_FILE_TEST_EXISTS)) tp = g_strdup(o->weights), bpe = TRUE;
+    g_free(tj);
+    g_free(vj);
   }
-  g_free(tp);
+  if (tp) {
+    p->tok = bpe ? rat_tokenizer_load_bpe(tp, error) : rat_tokenizer_load(tp, error);
+    g_free(tp);
+    if (!p->tok) return FALSE;
+    if (!bpe) p->eot = rat_tokenizer_eot_id(p->tok);
+  }
   return TRUE;
 }
 
-static void clip_finalize(RatModule *m) { rat_clip_free(RAT_MODULE_PRIV(m, ClipPriv)->clip); }
+static void clip_finalize(RatModule *m) {
+  ClipPriv *p = RAT_MODULE_PRIV(m, ClipPriv);
+  rat_clip_free(p->clip);
+  if (p->tok) rat_tokenizer_free(p->tok);
+}
+
+static RatTokenizer *tokenizer_of(RatModule *m) { return RAT_MODULE_PRIV(m, ClipPriv)->tok; }
 
 static RatClip *clip_of(RatModule *m) { return RAT_MODULE_PRIV(m, ClipPriv)->clip; }
 
@@ -94,21 +135,21 @@ static RatTensor *image_example(RatModule *m, const RatBuildContext *ctx, GError
   return image_encode(m, rat_zeros(RAT_SHAPE(1, 3, S, S)));
 }
 
-static const RatTextEncoderIface text_iface = {.encode = text_encode, .clip = clip_of};
+static const RatTextEncoderIface text_iface = {.encode = text_encode, .clip = clip_of, .tokenizer = tokenizer_of};
 static const RatImageEncoderIface image_iface = {.encode = image_encode, .clip = clip_of};
 
 static const RatModuleType text_type = {
     .struct_size = sizeof(RatModuleType), .name = "clip_text", .kind = RAT_KIND_TEXT_ENCODER,
     .doc = "CLIP text tower: token ids -> sentence embedding (EOT pooling, text projection; not normalised).",
     .args = clip_args, .n_args = G_N_ELEMENTS(clip_args), .options_size = sizeof(ClipOptions),
-    .priv_size = sizeof(ClipPriv), .build = clip_build, .finalize = clip_finalize, .iface = &text_iface,
+    .priv_size = sizeof(ClipPriv), .build = clip_build, .finalize = clip_finalize, .iface = &text_iface, .check = clip_check,
     .example_forward = text_example};
 
 static const RatModuleType image_type = {
     .struct_size = sizeof(RatModuleType), .name = "clip_image", .kind = RAT_KIND_IMAGE_ENCODER,
     .doc = "CLIP vision tower: [-1,1] images -> image embedding through the GALIP or the standard transform.",
     .args = clip_args, .n_args = G_N_ELEMENTS(clip_args), .options_size = sizeof(ClipOptions),
-    .priv_size = sizeof(ClipPriv), .build = clip_build, .finalize = clip_finalize, .iface = &image_iface,
+    .priv_size = sizeof(ClipPriv), .build = clip_build, .finalize = clip_finalize, .iface = &image_iface, .check = clip_check,
     .example_forward = image_example};
 
 static gboolean clip_plugin_init(RatRegistry *reg, GError **error) {

@@ -118,10 +118,57 @@ static void test_finite_differences(void) {
   rat_scope_pop(scope);
 }
 
+/* The library's MA-GP (core/gan/losses.c, used by train_gan) on the same network: value and dP/dtheta. */
+static void test_library_ma_gp(void) {
+  RatScope scope = rat_scope_push();
+  RatFixture *f = rat_fixture_open("gradient_penalty");
+  Net net = {.use_concat = TRUE};
+  for (int i = 0; i < NPARAM; i++) net.p[i] = rat_test_leaf(rat_fixture_get(f, "c0.p.%s", param_names[i]));
+  RatTensor *x = rat_test_leaf(rat_fixture_get(f, "c0.x")), *s = rat_test_leaf(rat_fixture_get(f, "c0.s"));
+  RatTensor *P = rat_ma_gp(net_d(&net, x, s), x, s, 2.0, 6.0);
+  rat_assert_close(rat_reshape(P, RAT_SHAPE(1)), rat_fixture_get(f, "c0.penalty"), 1e-6, 5e-5, "rat_ma_gp value");
+  RatTensor *g[NPARAM];
+  GError *e = NULL;
+  g_assert_true(rat_grad(&P, NULL, 1, net.p, NPARAM, g, FALSE, &e));
+  for (int i = 0; i < NPARAM; i++) {
+    char *what = g_strdup_printf("rat_ma_gp dP/d%s", param_names[i]);
+    rat_assert_close(g[i], rat_fixture_get(f, "c0.g.%s", param_names[i]), 2e-5, 2e-4, what);
+    g_free(what);
+  }
+  /* k and p enter as k * mean(||g||^p): p = 2, k = 1 is the mean squared gradient norm */
+  RatTensor *P2 = rat_ma_gp(net_d(&net, x, s), x, s, 1.0, 2.0);
+  RatTensor *nsq = rat_square(rat_fixture_get(f, "c0.norm"));
+  rat_assert_close(rat_reshape(P2, RAT_SHAPE(1)), rat_reshape(rat_mean_all(nsq), RAT_SHAPE(1)), 1e-6, 1e-5, "k=1 p=2");
+  rat_fixture_close(f);
+  rat_scope_pop(scope);
+}
+
+/* Hinge terms and the roll, against their definitions on hand-computed values. */
+static void test_hinge_roll(void) {
+  RatScope scope = rat_scope_push();
+  float lv[4] = {-2.0f, 0.5f, 1.5f, 3.0f};
+  RatTensor *l = rat_from_data(RAT_SHAPE(4), lv);
+  /* real: relu(1 - l) = 3, 0.5, 0, 0 -> 0.875; fake: relu(1 + l) = 0, 1.5, 2.5, 4 -> 2.0; G: -mean(l) = -0.75 */
+  g_assert_cmpfloat_with_epsilon(rat_tensor_item(rat_hinge_d(l, TRUE)), 0.875, 1e-6);
+  g_assert_cmpfloat_with_epsilon(rat_tensor_item(rat_hinge_d(l, FALSE)), 2.0, 1e-6);
+  g_assert_cmpfloat_with_epsilon(rat_tensor_item(rat_hinge_g(l)), -0.75, 1e-6);
+  float xv[6] = {0, 1, 10, 11, 20, 21};
+  RatTensor *r = rat_contiguous(rat_roll_batch(rat_from_data(RAT_SHAPE(3, 2), xv)));
+  const float want[6] = {10, 11, 20, 21, 0, 1}; /* torch.cat((x[1:], x[0:1])) */
+  for (int i = 0; i < 6; i++) g_assert_cmpfloat(rat_tensor_data(r)[i], ==, want[i]);
+  float av[4] = {1, 0, 0, 2}, bv[4] = {1, 1, 0, -3};
+  /* cos([1,0],[1,1]) = 0.70710678, cos([0,2],[0,-3]) = -1 */
+  RatTensor *c = rat_mean_cosine(rat_from_data(RAT_SHAPE(2, 2), av), rat_from_data(RAT_SHAPE(2, 2), bv));
+  g_assert_cmpfloat_with_epsilon(rat_tensor_item(c), (0.70710678 - 1.0) / 2, 1e-6);
+  rat_scope_pop(scope);
+}
+
 int main(int argc, char **argv) {
   rat_test_init(&argc, &argv);
   g_test_add_func("/gradient-penalty/ma-gp-concat", test_concat);
   g_test_add_func("/gradient-penalty/ma-gp-split-weight", test_split);
   g_test_add_func("/gradient-penalty/finite-differences", test_finite_differences);
+  g_test_add_func("/gradient-penalty/library-ma-gp", test_library_ma_gp);
+  g_test_add_func("/gradient-penalty/hinge-roll-cosine", test_hinge_roll);
   return g_test_run();
 }

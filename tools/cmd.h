@@ -15,3 +15,6 @@ RatRegistry *load_registry(gboolean warn, GPtrArray **failures_out);
 /* Parses a subcommand's options (GOption); leaves positional arguments in argv. -1 to continue, else an exit code. */
 int parse_options(const char *cmd, const char *params, const char *summary, GOptionEntry *entries, int *argc,
                   char ***argv);
+
+/* Commands defined in their own files. */
+int cmd_sample(int argc, char **argv); /* tools/cmd-sample.c */

@@ -83,16 +83,30 @@ int parse_options(const char *cmd, const char *params, const char *summary, GOpt
  * NULL: a dry build that runs the checks needing structural sizes). */
 static gboolean build_model(RatRegistry *reg, RatExperiment *exp, RatBuildContext *ctx, GPtrArray *mods,
                             GError **error) {
-  for (guint i = 0; i < rat_n_model_slots; i++) {
-    if (!exp->model[i]) continue;
-    RatModule *m = rat_module_build(reg, exp->model[i], rat_model_slots[i].name, rat_model_slots[i].kind, ctx, error);
-    if (!m) return FALSE;
-    if (mods)
-      g_ptr_array_add(mods, m);
-    else
-      rat_module_free(m);
-  }
-  return TRUE;
+  /* Text encoders first: a GAN's generator and discriminator use the text encoder's CLIP (RatGanContext). The
+   * context lives as long as the process (this is a one-shot command). */
+  static RatGanContext gctx;
+  GPtrArray *built = g_ptr_array_new_with_free_func(mods ? NULL : (GDestroyNotify)rat_module_free);
+  gboolean ok = TRUE;
+  for (int pass = 0; pass < 2 && ok; pass++)
+    for (guint i = 0; i < rat_n_model_slots && ok; i++) {
+      if (!exp->model[i] || (rat_model_slots[i].kind == RAT_KIND_TEXT_ENCODER) != (pass == 0)) continue;
+      RatModule *m = rat_module_build(reg, exp->model[i], rat_model_slots[i].name, rat_model_slots[i].kind, ctx, error);
+      if (!m) {
+        ok = FALSE;
+        break;
+      }
+      g_ptr_array_add(mods ? mods : built, m);
+      if (pass == 0 && !gctx.clip) {
+        const RatTextEncoderIface *ti = RAT_MODULE_IFACE(m, RatTextEncoderIface);
+        if (ti->clip && (gctx.clip = ti->clip(m))) {
+          gctx.sentence_dim = rat_clip_config(gctx.clip)->embed_dim;
+          ctx->user = &gctx;
+        }
+      }
+    }
+  g_ptr_array_unref(built);
+  return ok;
 }
 
 static int cmd_validate(int argc, char **argv) {
@@ -922,6 +936,7 @@ static const struct {
     {"validate", cmd_validate, "check an experiment file, report every error, do no work"},
     {"plugins", cmd_plugins, "list plugins and module types, or one type's arguments"},
     {"inspect", cmd_inspect, "build the model and print modules, shapes, parameters and FLOPs"},
+    {"sample", cmd_sample, "generate a grid of images for captions from a GAN run or checkpoint"},
     {"tokenize", cmd_tokenize, "print the token ids of captions (CLIP BPE or a word tokenizer)"},
     {"clip", cmd_clip, "'clip encode': embed captions and images with CLIP weights into a safetensors file"},
     {"bench", cmd_bench, "benchmarks: 'ops' prints GFLOP/s of the kernels (optionally next to PyTorch)"},

@@ -77,6 +77,8 @@ typedef struct {
   RatTensor *(*encode)(struct _RatModule *m, RatTensor *ids);
   /* The CLIP behind the module (for the GAN modules' hooks). */
   RatClip *(*clip)(struct _RatModule *m);
+  /* The tokenizer that produces the ids encode() expects (NULL when the module has no vocabulary). */
+  struct _RatTokenizer *(*tokenizer)(struct _RatModule *m);
 } RatTextEncoderIface;
 typedef struct {
   /* images [B,3,H,W] in [-1,1], any size -> [B,E] (through the module's transform). */

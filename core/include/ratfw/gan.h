@@ -11,7 +11,9 @@
 #pragma once
 
 #include <ratfw/clip.h>
+#include <ratfw/config.h>
 #include <ratfw/module.h>
+#include <ratfw/text.h>
 
 G_BEGIN_DECLS
 
@@ -50,6 +52,40 @@ RatTensor *rat_generator_forward(RatModule *g, RatTensor *z, RatTensor *sentence
 RatTensor *rat_discriminator_encode(RatModule *d, RatTensor *images, RatTensor **image_embedding);
 RatTensor *rat_discriminator_features(RatModule *d, RatTensor *x);
 RatTensor *rat_discriminator_logits(RatModule *d, RatTensor *features, RatTensor *sentence);
+
+/* ---- a GAN assembled from an experiment (core/gan/model.c) ----------------------------------------------------
+ * The text encoder (frozen), the generator and (optionally) the discriminator of an experiment's model section,
+ * each with its own parameter set, as the train_gan task and `ratfw sample` use them. */
+typedef struct {
+  RatModule *text, *gen, *disc; /* disc NULL when built without it */
+  RatParams *te_params, *g_params, *d_params;
+  RatTokenizer *tok;            /* the text encoder's (borrowed) */
+  RatGanContext gctx;
+  RatTensor *ema;               /* flat EMA copy of G's trainable parameters (owned), or NULL */
+  gint64 z_dim, image_size;     /* of the generator */
+} RatGan;
+
+/* Builds (and finalises the parameter sets of) the model slots text_encoder, generator and, with
+ * @with_discriminator, discriminator of @exp; initialisation draws from @seed. @ema_decay > 0 allocates the EMA
+ * copy. Errors name the missing slot or the failing module. */
+RatGan *rat_gan_build(RatRegistry *reg, RatExperiment *exp, guint64 seed, gboolean with_discriminator, gboolean ema,
+                      GError **error);
+void rat_gan_free(RatGan *gan);
+/* Loads the generator's weights (and the discriminator's, when built) from a train_gan checkpoint or a
+ * converted PyTorch checkpoint (tools/convert-checkpoint.py): tensors "model.generator.*". With @use_ema and an
+ * "ema.generator" tensor in the file, G gets the EMA weights. Returns the checkpoint's step, -1 on error. */
+gint64 rat_gan_load_weights(RatGan *gan, const char *path, gboolean use_ema, GError **error);
+/* Sentence embeddings [n, E] of captions (no grad). */
+RatTensor *rat_gan_encode_captions(RatGan *gan, const char *const *captions, guint n);
+/* Sentence embeddings of token ids [n, L] (no grad). */
+RatTensor *rat_gan_encode_tokens(RatGan *gan, RatTensor *tokens);
+/* Images [n,3,S,S] of G for sentences [n,E] and noise [n,z_dim], no grad, with G in eval (running statistics) or
+ * train mode (batch statistics; buffers such as running means are restored afterwards), with the EMA weights when
+ * @use_ema and the GAN has them. Not clamped. */
+RatTensor *rat_gan_generate(RatGan *gan, RatTensor *sentences, RatTensor *z, gboolean train_mode, gboolean use_ema);
+/* A grid picture [3,H,W] in [0,1] of images [rows*cols,3,S,S] in [-1,1] (clamped, NaN as -1), row-major, with a
+ * 2-pixel white border; with @captions (rows strings, may be NULL) each row's caption is written under it. */
+RatTensor *rat_gan_grid(RatTensor *images, guint rows, guint cols, const char *const *captions);
 
 /* ---- losses (core/gan/losses.c) --------------------------------------------------------------------------- */
 
