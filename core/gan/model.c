@@ -48,12 +48,7 @@ RatGan *rat_gan_build(RatRegistry *reg, RatExperiment *exp, guint64 seed, gboole
   rat_params_finalize(g->te_params);
   rat_module_set_training(g->text, FALSE);
   const RatTextEncoderIface *ti = RAT_MODULE_IFACE(g->text, RatTextEncoderIface);
-  g->tok = ti->tokenizer ? ti->tokenizer(g->text) : NULL;
-  if (!g->tok) {
-    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: the text encoder has no tokenizer: give model.text_encoder.vocab "
-                "(a CLIP bpe_simple_vocab_16e6.txt.gz, or a ratfw tokenizer.json)", exp->path);
-    goto fail;
-  }
+  g->tok = ti->tokenizer ? ti->tokenizer(g->text) : NULL; /* callers that encode captions check it */
   g->gctx.clip = ti->clip ? ti->clip(g->text) : NULL;
   g->gctx.sentence_dim = g->gctx.clip ? rat_clip_config(g->gctx.clip)->embed_dim : 0;
 
@@ -115,6 +110,7 @@ RatTensor *rat_gan_encode_tokens(RatGan *g, RatTensor *tokens) {
 }
 
 RatTensor *rat_gan_encode_captions(RatGan *g, const char *const *captions, guint n) {
+  rat_check(g->tok, "the text encoder %s has no tokenizer: give model.text_encoder.vocab", g->text->path);
   return rat_gan_encode_tokens(g, rat_tokenizer_encode_batch(g->tok, captions, n, NULL));
 }
 

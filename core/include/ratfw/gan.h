@@ -59,7 +59,7 @@ RatTensor *rat_discriminator_logits(RatModule *d, RatTensor *features, RatTensor
 typedef struct {
   RatModule *text, *gen, *disc; /* disc NULL when built without it */
   RatParams *te_params, *g_params, *d_params;
-  RatTokenizer *tok;            /* the text encoder's (borrowed) */
+  RatTokenizer *tok;            /* the text encoder's (borrowed); NULL when it has none */
   RatGanContext gctx;
   RatTensor *ema;               /* flat EMA copy of G's trainable parameters (owned), or NULL */
   gint64 z_dim, image_size;     /* of the generator */
@@ -86,6 +86,40 @@ RatTensor *rat_gan_generate(RatGan *gan, RatTensor *sentences, RatTensor *z, gbo
 /* A grid picture [3,H,W] in [0,1] of images [rows*cols,3,S,S] in [-1,1] (clamped, NaN as -1), row-major, with a
  * 2-pixel white border; with @captions (rows strings, may be NULL) each row's caption is written under it. */
 RatTensor *rat_gan_grid(RatTensor *images, guint rows, guint cols, const char *const *captions);
+
+/* ---- one training iteration (core/gan/train.c) ------------------------------------------------------------------
+ * The GALIP/RATLIP/DF-GAN step of reference §6-7, shared by the train_gan task and the golden test of a whole
+ * iteration. A caller runs rat_gan_d_step (once, or d_steps times on fresh batches), then rat_gan_g_step with the
+ * last D step's fake encoding, all inside one scope. */
+typedef struct {
+  const char *mismatch; /* "sentence" (GALIP: roll s), "features" (DF-GAN: roll the real features) or "none" */
+  double gp_k, gp_p;    /* MA-GP k, p (k = 0: no penalty) */
+  double sim_weight;    /* CLIP similarity weight in L_G (0: none) */
+} RatGanLossOptions;
+
+typedef struct {
+  double real, fake, mis, gp, d;  /* D terms and L_D = real + (fake + mis)/2 + gp */
+  double g_adv, sim, g;           /* L_G = g_adv - sim_weight * sim */
+  double grad_norm_d, grad_norm_g;
+} RatGanLosses;
+
+/* Fake images and their D encoding, kept from the D step for the G step (scope-owned tensors). */
+typedef struct {
+  RatTensor *fake, *x_fake, *e_fake, *sentences;
+} RatGanFake;
+
+/* One D update: L_D on real @images [B,3,S,S], their @sentences [B,E] (no grad) and noise @z [B,z_dim]; zeroes D's
+ * gradients, back-propagates (MA-GP through double backward) and steps @opt_d. Fills @fake for the G step. A
+ * non-finite term is a RAT_ERROR_NUMERIC error naming it and @step (1-based in the message). */
+gboolean rat_gan_d_step(RatGan *gan, RatOptim *opt_d, const RatGanLossOptions *o, RatTensor *images,
+                        RatTensor *sentences, RatTensor *z, gint64 step, RatGanFake *fake, RatGanLosses *out,
+                        GError **error);
+/* One G update with the (already updated) D on @fake: L_G, backward through D (no D weight gradients), CLIP and G,
+ * then @opt_g. */
+gboolean rat_gan_g_step(RatGan *gan, RatOptim *opt_g, const RatGanLossOptions *o, const RatGanFake *fake, gint64 step,
+                        RatGanLosses *out, GError **error);
+/* ema = decay * ema + (1 - decay) * w over G's trainable parameters (no-op without an EMA copy). */
+void rat_gan_update_ema(RatGan *gan, double decay);
 
 /* ---- losses (core/gan/losses.c) --------------------------------------------------------------------------- */
 
