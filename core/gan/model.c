@@ -1,6 +1,7 @@
 /* A GAN assembled from an experiment's model section (gan.h): what the train_gan task trains and `ratfw sample`
  * samples from. */
 #include <ratfw/config.h>
+#include <ratfw/draw.h>
 #include <ratfw/error.h>
 #include <ratfw/gan.h>
 #include <ratfw/io.h>
@@ -151,20 +152,37 @@ RatTensor *rat_gan_grid(RatTensor *images, guint rows, guint cols, const char *c
   rat_check(images->ndim == 4 && images->shape[1] == 3 && images->shape[0] == (gint64)rows * cols,
             "rat_gan_grid: expected [%u,3,S,S] images", rows * cols);
   gint64 S = images->shape[2], pad = 2;
-  gint64 H = rows * (S + pad) + pad, W = cols * (S + pad) + pad;
+  gint64 W = cols * (S + pad) + pad;
+  /* each row: the images, then its caption wrapped to the grid's width (at most 3 lines) */
+  int max_chars = (int)MAX(8, (W - 2 * pad) / RAT_FONT_ADVANCE);
+  char ***lines = g_new0(char **, rows);
+  gint64 H = pad;
+  for (guint r = 0; r < rows; r++) {
+    lines[r] = captions && captions[r] ? rat_text_wrap(captions[r], max_chars) : g_new0(char *, 1);
+    guint nl = MIN(g_strv_length(lines[r]), 3u);
+    H += S + pad + (nl ? nl * RAT_FONT_LINE + pad : 0);
+  }
   RatTensor *grid = rat_ones(RAT_SHAPE(3, H, W));
   RatTensor *c = rat_contiguous(images);
   const float *src = rat_tensor_data(c);
   float *dst = rat_tensor_data(grid);
-  for (guint r = 0; r < rows; r++)
+  const float ink[3] = {0.1f, 0.1f, 0.1f};
+  gint64 y0 = pad;
+  for (guint r = 0; r < rows; r++) {
     for (guint k = 0; k < cols; k++)
       for (int ch = 0; ch < 3; ch++)
         for (gint64 y = 0; y < S; y++)
           for (gint64 x = 0; x < S; x++) {
             float v = src[(((gint64)(r * cols + k) * 3 + ch) * S + y) * S + x];
             v = isfinite(v) ? CLAMP(v, -1.0f, 1.0f) : -1.0f; /* clamp for display, as the released test() */
-            dst[(ch * H + pad + r * (S + pad) + y) * W + pad + k * (S + pad) + x] = (v + 1.0f) * 0.5f;
+            dst[(ch * H + y0 + y) * W + pad + k * (S + pad) + x] = (v + 1.0f) * 0.5f;
           }
-  (void)captions; /* captions are drawn by rat_gan_grid_captions once a font is available */
+    y0 += S + pad;
+    guint nl = MIN(g_strv_length(lines[r]), 3u);
+    for (guint l = 0; l < nl; l++) rat_draw_text(grid, (int)pad, (int)(y0 + l * RAT_FONT_LINE), lines[r][l], 1, ink);
+    if (nl) y0 += nl * RAT_FONT_LINE + pad;
+    g_strfreev(lines[r]);
+  }
+  g_free(lines);
   return grid;
 }

@@ -84,7 +84,8 @@ RatTensor *rat_gan_encode_tokens(RatGan *gan, RatTensor *tokens);
  * @use_ema and the GAN has them. Not clamped. */
 RatTensor *rat_gan_generate(RatGan *gan, RatTensor *sentences, RatTensor *z, gboolean train_mode, gboolean use_ema);
 /* A grid picture [3,H,W] in [0,1] of images [rows*cols,3,S,S] in [-1,1] (clamped, NaN as -1), row-major, with a
- * 2-pixel white border; with @captions (rows strings, may be NULL) each row's caption is written under it. */
+ * 2-pixel white border; with @captions (rows strings, may be NULL) each row's caption is written under it
+ * (wrapped to the grid's width, at most 3 lines). */
 RatTensor *rat_gan_grid(RatTensor *images, guint rows, guint cols, const char *const *captions);
 
 /* ---- one training iteration (core/gan/train.c) ------------------------------------------------------------------

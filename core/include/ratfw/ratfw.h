@@ -7,6 +7,7 @@
 #include <ratfw/autograd.h>
 #include <ratfw/ops.h>
 #include <ratfw/io.h>
+#include <ratfw/draw.h>
 #include <ratfw/nn.h>
 #include <ratfw/module.h>
 #include <ratfw/config.h>
