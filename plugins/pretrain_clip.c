@@ -1,6 +1,6 @@
-/* pretrain_clip: trains a small CLIP contrastively (Radford et al. 2021; reference §10) on captioned images that
- * ship with this machine's registries: the Noto emoji of npm emoji-datasource-google (tools/fetch-emoji.sh) or
- * procedural shapes. Symmetric cross-entropy over the batch's cosine similarities with a learned temperature
+/* pretrain_clip: trains a small CLIP contrastively (Radford et al. 2021; reference §10) on the captioned images of
+ * the experiment's dataset plugin (`data:`), e.g. the Noto emoji of npm emoji-datasource-google
+ * (`ratfw dataset fetch emoji`), Fashion-MNIST or procedural shapes. Symmetric cross-entropy over the batch's cosine similarities with a learned temperature
  * (core/clip/clip.c), a word-level tokenizer built from the training captions, images through the GALIP
  * input transform the GAN will use. Logs the loss and held-out image->text / text->image top-1 and top-5
  * retrieval; writes RUN/model.safetensors (OpenAI names) + config.json + tokenizer.json, loadable by
@@ -11,18 +11,17 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const data_choices[] = {"emoji", "shapes", NULL};
-
 typedef struct {
-  char *data;
+  gint64 max_items;
   gint64 steps, batch_size, image_size, patch, vision_width, vision_layers, vision_heads;
   gint64 text_width, text_layers, text_heads, context, embed_dim, max_words;
-  gint64 eval_every, checkpoint_every, log_every, shapes_test;
+  gint64 eval_every, checkpoint_every, log_every;
   double lr, weight_decay;
 } PcOptions;
 
 static const RatArgSpec pc_args[] = {
-    RAT_ARG_C(PcOptions, data, "emoji", data_choices, "emoji (npm emoji-datasource-google) or procedural shapes"),
+    RAT_ARG_I(PcOptions, max_items, "50000", 16, 10000000,
+              "at most this many images per split are loaded (into memory, resized to image_size)"),
     RAT_ARG_I(PcOptions, steps, "4000", 1, 100000000, "training steps"),
     RAT_ARG_I(PcOptions, batch_size, "64", 2, 4096, "image-caption pairs per step (the contrastive batch)"),
     RAT_ARG_I(PcOptions, image_size, "32", 8, 224, "input size of the vision tower"),
@@ -39,7 +38,6 @@ static const RatArgSpec pc_args[] = {
     RAT_ARG_I(PcOptions, eval_every, "500", 1, RAT_ARG_NO_LIMIT, "held-out retrieval every N steps"),
     RAT_ARG_I(PcOptions, checkpoint_every, "500", 1, RAT_ARG_NO_LIMIT, "checkpoint every N steps"),
     RAT_ARG_I(PcOptions, log_every, "50", 1, RAT_ARG_NO_LIMIT, "a log line every N steps"),
-    RAT_ARG_I(PcOptions, shapes_test, "512", 8, 100000, "held-out pairs for data: shapes"),
     RAT_ARG_D(PcOptions, lr, "5e-4", 0.0, 1.0, "Adam learning rate (betas 0.9, 0.98, eps 1e-6 as CLIP)"),
     RAT_ARG_D(PcOptions, weight_decay, "0", 0.0, 1.0, "L2 weight decay"),
 };
@@ -58,53 +56,60 @@ static void data_clear(Data *d) {
   }
 }
 
-static gboolean load_emoji(const PcOptions *o, Data *d, GError **error) {
-  char *dir = rat_emoji_default_dir();
-  RatEmojiSet *set = rat_emoji_open(dir, error);
-  g_free(dir);
-  if (!set) return FALSE;
+/* Loads up to max_items images of each split of the dataset, resized to image_size (plain resize, [-1,1]), with
+ * all their captions. Images decode in parallel (the dataset's image() is thread-safe). */
+static gboolean load_data(const PcOptions *o, RatModule *ds, Data *d, GError **error) {
   RatTransform t = {.mode = RAT_RESIZE_PLAIN, .size = (int)o->image_size, .normalize = TRUE};
-  gboolean ok = TRUE;
-  for (int s = 0; s < 2 && ok; s++) {
-    RatSplit split = s == 0 ? RAT_SPLIT_TRAIN : RAT_SPLIT_TEST;
-    guint n = rat_emoji_count(set, split);
-    const char **paths = g_new0(const char *, n);
-    d->captions[s] = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
-    for (guint i = 0; i < n; i++) {
-      const RatEmojiItem *it = rat_emoji_item(set, split, i);
-      paths[i] = it->image_path;
-      g_ptr_array_add(d->captions[s], g_strdupv((char **)it->captions));
-    }
-    RatTensor *imgs = rat_transform_load_batch(&t, paths, n, NULL, 0, 0, error);
-    g_free(paths);
-    if (!imgs) ok = FALSE;
-    else d->images[s] = rat_tensor_ref(imgs);
-    d->n[s] = n;
-  }
-  rat_emoji_free(set);
-  return ok;
-}
-
-static void load_shapes(const PcOptions *o, guint64 seed, Data *d) {
-  guint counts[2] = {(guint)MAX(o->batch_size * 64, 2048), (guint)o->shapes_test};
   for (int s = 0; s < 2; s++) {
-    RatShapesOptions so = rat_shapes_options_default(seed + (guint64)s * 1000003u);
-    guint n = counts[s];
-    RatTensor *imgs = rat_empty(RAT_SHAPE(n, 3, o->image_size, o->image_size));
+    RatSplit split = s == 0 ? RAT_SPLIT_TRAIN : RAT_SPLIT_TEST;
+    guint n = (guint)MIN((gint64)rat_dataset_count(ds, split), o->max_items);
+    if (n < 2) {
+      g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "pretrain_clip: the %s split of dataset %s has %u images; "
+                  "contrastive training and held-out retrieval need at least 2", s ? "test" : "train", ds->type->name, n);
+      return FALSE;
+    }
     d->captions[s] = g_ptr_array_new_with_free_func((GDestroyNotify)g_strfreev);
     for (guint i = 0; i < n; i++) {
-      RatShapesItem it;
-      rat_shapes_sample(&so, i, &it);
-      RatTensor *img = rat_add_scalar(rat_mul_scalar(rat_shapes_render(&it, (int)o->image_size), 2.0f), -1.0f);
-      rat_tensor_copy_(rat_select(imgs, 0, i), img);
-      guint np = rat_shapes_n_phrasings();
-      char **caps = g_new0(char *, np + 1);
-      for (guint k = 0; k < np; k++) caps[k] = rat_shapes_caption(&it, k);
+      guint nc = rat_dataset_n_captions(ds, split, i);
+      char **caps = g_new0(char *, nc + 1);
+      for (guint k = 0; k < nc; k++) caps[k] = rat_dataset_caption(ds, split, i, k);
       g_ptr_array_add(d->captions[s], caps);
+    }
+    RatTensor *imgs = rat_empty(RAT_SHAPE(n, 3, o->image_size, o->image_size));
+    float *dst = rat_tensor_data(imgs);
+    gsize per = (gsize)(3 * o->image_size * o->image_size);
+    GError *first = NULL;
+    guint first_i = G_MAXUINT;
+#pragma omp parallel for schedule(dynamic, 16)
+    for (guint i = 0; i < n; i++) {
+      GError *e = NULL;
+      RatImage *img = rat_dataset_image(ds, split, i, &e);
+      if (!img) {
+#pragma omp critical
+        {
+          if (i < first_i) {
+            g_clear_error(&first);
+            first = e;
+            first_i = i;
+          } else {
+            g_error_free(e);
+          }
+        }
+        continue;
+      }
+      RatTransformParams tp;
+      rat_transform_sample(&t, img->width, img->height, NULL, &tp);
+      rat_transform_apply(&t, img, &tp, dst + (gsize)i * per);
+      rat_image_free(img);
+    }
+    if (first) {
+      g_propagate_error(error, first);
+      return FALSE;
     }
     d->images[s] = rat_tensor_ref(imgs);
     d->n[s] = n;
   }
+  return TRUE;
 }
 
 typedef struct {
@@ -223,16 +228,18 @@ static gboolean pc_run(RatModule *m, RatRunContext *ctx, GError **error) {
   if (!pc_check(m->type, o, NULL, error)) return FALSE;
   Pc p = {0};
   Data d;
+  RatModule *ds = NULL;
   memset(&d, 0, sizeof(d));
   gboolean ok = FALSE;
   RatScope outer = rat_scope_push();
   rat_rng_init(&p.rng, ctx->seed);
   gint64 t0 = g_get_monotonic_time();
-  if (!strcmp(o->data, "emoji")) {
-    if (!load_emoji(o, &d, error)) goto out;
-  } else {
-    load_shapes(o, ctx->seed, &d);
+  if (!ctx->exp->data) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: pretrain_clip needs a `data:` section naming a dataset (e.g. "
+                "`data: {type: emoji}`; `ratfw plugins` lists the installed datasets)", ctx->exp->path);
+    goto out;
   }
+  if (!(ds = rat_dataset_build(ctx->registry, ctx->exp->data, error)) || !load_data(o, ds, &d, error)) goto out;
   /* tokenizer from every training caption */
   GPtrArray *all = g_ptr_array_new();
   for (guint i = 0; i < d.n[0]; i++)
@@ -258,7 +265,7 @@ static gboolean pc_run(RatModule *m, RatRunContext *ctx, GError **error) {
   gint64 step = ctx->resume ? load_checkpoint(ctx, &p, error) : 0;
   if (step < 0) goto out;
   rat_run_log(ctx, "pretrain_clip on %s: %u train / %u held-out images (%.1f s to load), vocabulary %u words, %" G_GINT64_FORMAT
-              " parameters%s", o->data, d.n[0], d.n[1], (double)(g_get_monotonic_time() - t0) / 1e6,
+              " parameters%s", ds->type->name, d.n[0], d.n[1], (double)(g_get_monotonic_time() - t0) / 1e6,
               rat_tokenizer_vocab_size(p.tok), rat_params_numel(p.params, RAT_PARAM_TRAINABLE), step ? ", resumed" : "");
   rat_run_progress_start(ctx, "pretrain_clip", o->steps, step);
   guint B = (guint)o->batch_size;
@@ -327,6 +334,7 @@ out:
   if (p.params) rat_params_free(p.params);
   if (p.tok) rat_tokenizer_free(p.tok);
   data_clear(&d);
+  if (ds) rat_module_free(ds);
   rat_scope_pop(outer);
   return ok;
 }

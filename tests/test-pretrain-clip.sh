@@ -11,7 +11,7 @@ export RATFW_PLUGIN_PATH RATFW_QUIET_PLUGINS
 T=$(mktemp -d "${TMPDIR:-/tmp}/ratfw-pc-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 E="$S/configs/cpu/clip-emoji.yaml"
-SMALL="--set train.data=shapes --set train.image_size=16 --set train.patch=4 --set train.vision_width=32 --set train.vision_layers=2 --set train.vision_heads=2 --set train.text_width=32 --set train.text_layers=2 --set train.text_heads=2 --set train.embed_dim=32 --set train.batch_size=32 --set train.shapes_test=64 --set train.eval_every=40 --set train.checkpoint_every=20 --set train.lr=2e-3"
+SMALL="--set data.type=shapes --set data.train_size=2048 --set data.test_size=64 --set train.image_size=16 --set train.patch=4 --set train.vision_width=32 --set train.vision_layers=2 --set train.vision_heads=2 --set train.text_width=32 --set train.text_layers=2 --set train.text_heads=2 --set train.embed_dim=32 --set train.batch_size=32 --set train.eval_every=40 --set train.checkpoint_every=20 --set train.lr=2e-3"
 n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; [ -f "$T/err" ] && sed 's/^/# /' "$T/err" | tail -15; }
