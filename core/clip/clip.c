@@ -167,6 +167,15 @@ RatTensor *rat_clip_vision_embed(RatClip *c, RatTensor *pixels) {
   gint64 B = pixels->shape[0], D = f->vision_width, g = f->image_size / f->vision_patch;
   RatTensor *x = rat_conv2d(pixels, c->conv1, NULL, RAT_CONV_PARAMS(f->vision_patch, 0)); /* [B,D,g,g] */
   x = rat_transpose(rat_reshape(x, RAT_SHAPE(B, D, g * g)), 1, 2);                        /* [B,g*g,D] */
+  return rat_clip_vision_tokens(c, x);
+}
+
+RatTensor *rat_clip_vision_tokens(RatClip *c, RatTensor *x) {
+  const RatClipConfig *f = &c->cfg;
+  gint64 D = f->vision_width, g = f->image_size / f->vision_patch;
+  rat_check(x->ndim == 3 && x->shape[1] == g * g && x->shape[2] == D,
+            "ratfw: CLIP vision tokens must be [B,%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT "]", g * g, D);
+  gint64 B = x->shape[0];
   RatTensor *cls = rat_expand(rat_reshape(c->cls, RAT_SHAPE(1, 1, D)), RAT_SHAPE(B, 1, D));
   RatTensor *parts[2] = {cls, x};
   x = rat_add(rat_concat(parts, 2, 1), c->vpos);

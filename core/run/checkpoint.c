@@ -169,7 +169,14 @@ gint64 rat_checkpoint_load_parts(const char *path, const RatCheckpointPart *part
   if (ok) {
     step = g_ascii_strtoll(s, NULL, 10);
     if (rng) rat_rng_set_state(rng, seed, off);
-    if (meta_out) *meta_out = g_hash_table_ref(rat_safetensors_metadata(st));
+    if (meta_out) { /* a copy: closing the file destroys its table */
+      GHashTable *m = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+      GHashTableIter it;
+      gpointer k, v;
+      g_hash_table_iter_init(&it, rat_safetensors_metadata(st));
+      while (g_hash_table_iter_next(&it, &k, &v)) g_hash_table_insert(m, g_strdup(k), g_strdup(v));
+      *meta_out = m;
+    }
   }
   rat_safetensors_close(st);
   return step;

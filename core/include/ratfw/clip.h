@@ -49,6 +49,9 @@ RatTensor *rat_clip_encode_image(RatClip *clip, RatTensor *pixels);
 
 /* Vision hooks. Embed: patchify, prepend the class token, add positions, ln_pre -> [B,T,D] (T = 1 + grid^2). */
 RatTensor *rat_clip_vision_embed(RatClip *clip, RatTensor *pixels);
+/* The same from patch tokens [B,g*g,D] that did not come from pixels (GALIP's CLIP adapter feeds its bridge
+ * feature here): prepend the class token, add positions, ln_pre -> [B,1+g*g,D]. */
+RatTensor *rat_clip_vision_tokens(RatClip *clip, RatTensor *patch_tokens);
 /* Residual block @i on any tokens [B,T',D] (no mask). */
 RatTensor *rat_clip_vision_block(RatClip *clip, int i, RatTensor *x);
 /* ln_post on the class token, then the projection -> [B,E]. */

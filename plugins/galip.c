@@ -1,0 +1,317 @@
+/* galip: the GALIP generator (Tao et al. 2023, "Mate-G") and, through its slots, RATLIP's (reference §1-2).
+ *
+ *   cond = [z ; s]                                                                 [B, z_dim + E]
+ *   h = reshape(fc_code(z))                                                        [B, code_ch, g, g]
+ *   4 M-blocks:  h = h + fuse2(conv2(fuse1(conv1(h), cond)), cond)                 (64 -> 32 -> 64 channels)
+ *       fuseX(x, c) = LReLU_0.2(A1(LReLU_0.2(A0(x, c)), c))  with A0, A1 from the `adapter_fusion` slot
+ *       conv2 from the `adapter_conv` slot (GALIP: plain conv; RATLIP: conv_shuffle)
+ *   F = conv_fuse(h) (5x5)                                                         [B, D, g, g]   bridge feature
+ *   prompts = fc_prompt(cond)                                                      [B, P, D]
+ *   M = frozen CLIP ViT blocks on [cls; F tokens] + pos (ln_pre), prompt j appended as an extra token at block
+ *       prompt_blocks[j] and dropped after it; patch tokens of the last block            [B, D, g, g]
+ *   h = conv(F + bridge_scale * M) (5x5)                                           [B, 8 nf, g, g]
+ *   G_Blocks: h = up(h); h = shortcut(h) + c2(fuse2(c1(fuse1(h, cond)), cond), cond)   (targets 8 .. image_size)
+ *       fusion from `block_fusion`, c1/c2 from `block_conv`
+ *   x = conv_rgb(LReLU_0.2(h)) (3x3), no tanh as released                          [B, 3, S, S]
+ *
+ * g and D are the CLIP's grid and vision width (7 and 768 for ViT-B/32); the CLIP is the text encoder's, frozen,
+ * passed in RatGanContext; gradients flow through it into conv_fuse, the M-blocks and fc_prompt.
+ * Released RATLIP = adapter_fusion {type: rat, hidden: 64, recurrence: batch_sequence}, adapter_conv and block_conv
+ * {type: conv_shuffle}; GALIP = the defaults (affine, conv). */
+#include <ratfw/layers.h>
+#include <ratfw/ratfw.h>
+
+#include <string.h>
+
+#define MAX_MAP 16
+#define MAX_GBLOCKS 12
+#define MAX_PROMPTS 64
+
+typedef struct {
+  gint64 nf, z_dim, code_channels, mid_channels, map_num, image_size;
+  RatIntList prompt_blocks;
+  double bridge_scale;
+  gboolean tanh;
+  RatModuleSpec *adapter_fusion, *adapter_conv, *block_fusion, *block_conv;
+} GalipOptions;
+
+static const RatArgSpec galip_args[] = {
+    RAT_ARG_I(GalipOptions, nf, "64", 1, 4096, "base width ngf: adapter output 8 nf, last G_Block nf"),
+    RAT_ARG_I(GalipOptions, z_dim, "100", 1, 4096, "noise size"),
+    RAT_ARG_I(GalipOptions, code_channels, "64", 1, 4096, "channels of the noise code and the M-blocks"),
+    RAT_ARG_I(GalipOptions, mid_channels, "32", 1, 4096, "middle channels of each M-block"),
+    RAT_ARG_I(GalipOptions, map_num, "4", 1, MAX_MAP, "M-blocks of the CLIP adapter"),
+    RAT_ARG_I(GalipOptions, image_size, "224", 8, 4096,
+              "output side S (released: 224 for 256 px data); G_Blocks upsample to every power of two above the "
+              "CLIP grid and below S, then to S"),
+    RAT_ARG_L(GalipOptions, prompt_blocks, "[1, 2, 3, 4, 5, 6, 7, 8]", 0, 1000,
+              "CLIP blocks that see a predicted prompt token (increasing; released 1..8)"),
+    RAT_ARG_D(GalipOptions, bridge_scale, "0.1", RAT_ARG_NO_LIMIT, RAT_ARG_NO_LIMIT, "weight of the CLIP output M in F + w M"),
+    RAT_ARG_B(GalipOptions, tanh, "false", "tanh on the output (released GALIP/RATLIP: none; clamped at sampling)"),
+    RAT_ARG_M(GalipOptions, adapter_fusion, RAT_KIND_CONDITIONER, "affine",
+              "the affines of the M-blocks' fusion blocks (GALIP affine; RATLIP rat)"),
+    RAT_ARG_M(GalipOptions, adapter_conv, RAT_KIND_BLOCK, "conv", "the M-blocks' second conv (GALIP conv; RATLIP conv_shuffle)"),
+    RAT_ARG_M(GalipOptions, block_fusion, RAT_KIND_CONDITIONER, "affine", "the affines of the G_Blocks' fusion blocks"),
+    RAT_ARG_M(GalipOptions, block_conv, RAT_KIND_BLOCK, "conv", "the G_Blocks' c1 and c2 (GALIP conv; RATLIP conv_shuffle)"),
+};
+
+typedef struct {
+  RatModule *a0, *a1;
+} Fuse;
+
+typedef struct {
+  RatConv conv1;
+  RatModule *conv2;
+  Fuse fuse1, fuse2;
+} MBlock;
+
+typedef struct {
+  int size;
+  gint64 cin, cout;
+  gboolean learnable_sc;
+  RatConv c_sc;
+  RatModule *c1, *c2;
+  Fuse fuse1, fuse2;
+} GBlock;
+
+typedef struct {
+  RatClip *clip;
+  gint64 D, grid, E, cond_dim;
+  RatLinear fc_code, fc_prompt;
+  MBlock m[MAX_MAP];
+  RatConv conv_fuse, conv;
+  GBlock gb[MAX_GBLOCKS];
+  int n_gb;
+  RatConv to_rgb;
+  int prompt_at[1024]; /* CLIP block -> prompt index + 1 (0: none) */
+} GalipPriv;
+
+static gboolean build_fuse(RatModule *m, const RatModuleSpec *spec, const char *name, RatBuildContext *ctx, gint64 ch,
+                           Fuse *f, GError **error) {
+  ctx->channels = ch;
+  ctx->out_channels = 0;
+  char *n0 = g_strdup_printf("%s.affine0", name), *n1 = g_strdup_printf("%s.affine1", name);
+  f->a0 = rat_module_build_child(m, spec, n0, RAT_KIND_CONDITIONER, ctx, error);
+  f->a1 = f->a0 ? rat_module_build_child(m, spec, n1, RAT_KIND_CONDITIONER, ctx, error) : NULL;
+  g_free(n0);
+  g_free(n1);
+  return f->a1 != NULL;
+}
+
+static RatModule *build_block(RatModule *m, const RatModuleSpec *spec, const char *name, RatBuildContext *ctx,
+                              gint64 cin, gint64 cout, GError **error) {
+  ctx->channels = cin;
+  ctx->out_channels = cout;
+  RatModule *b = rat_module_build_child(m, spec, name, RAT_KIND_BLOCK, ctx, error);
+  ctx->out_channels = 0;
+  return b;
+}
+
+/* The G_Block plan for a CLIP grid g and output side S: targets every power of two p with g < p < S, then S;
+ * channels [8 nf] + [nf min(2^i, 8) for i = n-1 .. 0] (224 with g = 7: 8,16,32,64,128,224 and
+ * 512,512,512,512,256,128,64 as released). */
+static int plan(gint64 grid, gint64 S, gint64 nf, int *sizes, gint64 *chans) {
+  int n = 0;
+  for (gint64 p = 1; p < S && n < MAX_GBLOCKS; p *= 2)
+    if (p > grid) sizes[n++] = (int)p;
+  if (n < MAX_GBLOCKS) sizes[n++] = (int)S;
+  chans[0] = 8 * nf;
+  for (int k = 1; k <= n; k++) chans[k] = nf * MIN((gint64)1 << (n - k), 8);
+  return n;
+}
+
+static gboolean galip_check(const RatModuleType *type, const void *options, const RatBuildContext *ctx, GError **error) {
+  const GalipOptions *o = options;
+  for (guint i = 1; i < o->prompt_blocks.n; i++)
+    if (o->prompt_blocks.v[i] <= o->prompt_blocks.v[i - 1]) {
+      g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "galip_generator: prompt_blocks must be increasing");
+      return FALSE;
+    }
+  if (o->prompt_blocks.n > MAX_PROMPTS) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "galip_generator: at most %d prompt blocks", MAX_PROMPTS);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean galip_build(RatModule *m, const RatBuildContext *ctx0, GError **error) {
+  const GalipOptions *o = RAT_MODULE_OPTIONS(m, GalipOptions);
+  GalipPriv *p = RAT_MODULE_PRIV(m, GalipPriv);
+  const RatGanContext *gc = ctx0->user;
+  if (!gc || !gc->clip) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: galip_generator runs the text encoder's CLIP: give the "
+                "experiment a model.text_encoder of type clip_text", m->path);
+    return FALSE;
+  }
+  p->clip = gc->clip;
+  const RatClipConfig *cc = rat_clip_config(p->clip);
+  p->D = cc->vision_width;
+  p->grid = cc->image_size / cc->vision_patch;
+  p->E = gc->sentence_dim > 0 ? gc->sentence_dim : cc->embed_dim;
+  p->cond_dim = o->z_dim + p->E;
+  for (guint j = 0; j < o->prompt_blocks.n; j++) {
+    if (o->prompt_blocks.v[j] >= cc->vision_layers) {
+      g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: prompt block %" G_GINT64_FORMAT " but the CLIP has %d vision "
+                  "blocks (0..%d)", m->path, o->prompt_blocks.v[j], cc->vision_layers, cc->vision_layers - 1);
+      return FALSE;
+    }
+    p->prompt_at[o->prompt_blocks.v[j]] = (int)j + 1;
+  }
+  if (o->image_size <= p->grid) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: image_size %" G_GINT64_FORMAT " must exceed the CLIP grid %" G_GINT64_FORMAT,
+                m->path, o->image_size, p->grid);
+    return FALSE;
+  }
+  RatBuildContext ctx = *ctx0;
+  ctx.cond_dim = p->cond_dim;
+  ctx.z_dim = o->z_dim;
+  gint64 g = p->grid, cc_ch = o->code_channels;
+  rat_linear_layer_init(&p->fc_code, m, &ctx, "fc_code", o->z_dim, cc_ch * g * g, TRUE);
+  for (int k = 0; k < o->map_num; k++) {
+    MBlock *b = &p->m[k];
+    char *n = g_strdup_printf("mapping.%d.conv1", k);
+    rat_conv_layer_init(&b->conv1, m, &ctx, n, cc_ch, o->mid_channels, 3, 1, 1, TRUE);
+    g_free(n);
+    n = g_strdup_printf("mapping.%d.fuse1", k);
+    gboolean ok = build_fuse(m, o->adapter_fusion, n, &ctx, o->mid_channels, &b->fuse1, error);
+    g_free(n);
+    if (!ok) return FALSE;
+    n = g_strdup_printf("mapping.%d.conv2", k);
+    b->conv2 = build_block(m, o->adapter_conv, n, &ctx, o->mid_channels, cc_ch, error);
+    g_free(n);
+    if (!b->conv2) return FALSE;
+    n = g_strdup_printf("mapping.%d.fuse2", k);
+    ok = build_fuse(m, o->adapter_fusion, n, &ctx, cc_ch, &b->fuse2, error);
+    g_free(n);
+    if (!ok) return FALSE;
+  }
+  rat_conv_layer_init(&p->conv_fuse, m, &ctx, "mapping.conv_fuse", cc_ch, p->D, 5, 1, 2, TRUE);
+  if (o->prompt_blocks.n)
+    rat_linear_layer_init(&p->fc_prompt, m, &ctx, "mapping.fc_prompt", p->cond_dim, (gint64)o->prompt_blocks.n * p->D, TRUE);
+  rat_conv_layer_init(&p->conv, m, &ctx, "mapping.conv", p->D, 8 * o->nf, 5, 1, 2, TRUE);
+  int sizes[MAX_GBLOCKS];
+  gint64 chans[MAX_GBLOCKS + 1];
+  p->n_gb = plan(g, o->image_size, o->nf, sizes, chans);
+  for (int k = 0; k < p->n_gb; k++) {
+    GBlock *b = &p->gb[k];
+    b->size = sizes[k];
+    b->cin = chans[k];
+    b->cout = chans[k + 1];
+    b->learnable_sc = b->cin != b->cout;
+    char *n;
+    if (b->learnable_sc) {
+      n = g_strdup_printf("blocks.%d.c_sc", k);
+      rat_conv_layer_init(&b->c_sc, m, &ctx, n, b->cin, b->cout, 1, 1, 0, TRUE);
+      g_free(n);
+    }
+    n = g_strdup_printf("blocks.%d.fuse1", k);
+    gboolean ok = build_fuse(m, o->block_fusion, n, &ctx, b->cin, &b->fuse1, error);
+    g_free(n);
+    if (!ok) return FALSE;
+    n = g_strdup_printf("blocks.%d.c1", k);
+    b->c1 = build_block(m, o->block_conv, n, &ctx, b->cin, b->cout, error);
+    g_free(n);
+    if (!b->c1) return FALSE;
+    n = g_strdup_printf("blocks.%d.fuse2", k);
+    ok = build_fuse(m, o->block_fusion, n, &ctx, b->cout, &b->fuse2, error);
+    g_free(n);
+    if (!ok) return FALSE;
+    n = g_strdup_printf("blocks.%d.c2", k);
+    b->c2 = build_block(m, o->block_conv, n, &ctx, b->cout, b->cout, error);
+    g_free(n);
+    if (!b->c2) return FALSE;
+  }
+  rat_conv_layer_init(&p->to_rgb, m, &ctx, "to_rgb", o->nf, 3, 3, 1, 1, TRUE);
+  return TRUE;
+}
+
+static RatTensor *fuse(const Fuse *f, RatTensor *x, RatTensor *cond, RatCondState *st) {
+  x = rat_leaky_relu(rat_conditioner_forward(f->a0, x, cond, st), 0.2f);
+  return rat_leaky_relu(rat_conditioner_forward(f->a1, x, cond, st), 0.2f);
+}
+
+/* The frozen CLIP on the bridge feature F [B,D,g,g] with prompts [B,P,D] -> M [B,D,g,g]. */
+static RatTensor *clip_mapper(GalipPriv *p, RatTensor *F, RatTensor *prompts) {
+  gint64 B = F->shape[0], D = p->D, g = p->grid, T = 1 + g * g;
+  RatTensor *x = rat_clip_vision_tokens(p->clip, rat_transpose(rat_reshape(F, RAT_SHAPE(B, D, g * g)), 1, 2));
+  int L = rat_clip_config(p->clip)->vision_layers;
+  for (int i = 0; i < L; i++) {
+    int j = p->prompt_at[i];
+    if (j) {
+      RatTensor *parts[2] = {x, rat_slice(prompts, 1, j - 1, j)};
+      x = rat_slice(rat_clip_vision_block(p->clip, i, rat_concat(parts, 2, 1)), 1, 0, T);
+    } else {
+      x = rat_clip_vision_block(p->clip, i, x);
+    }
+  }
+  RatTensor *patches = rat_slice(x, 1, 1, T); /* [B, g*g, D] */
+  return rat_reshape(rat_contiguous(rat_transpose(patches, 1, 2)), RAT_SHAPE(B, D, g, g));
+}
+
+static RatTensor *galip_forward(RatModule *m, RatTensor *z, RatTensor *s) {
+  const GalipOptions *o = RAT_MODULE_OPTIONS(m, GalipOptions);
+  GalipPriv *p = RAT_MODULE_PRIV(m, GalipPriv);
+  rat_check(z->ndim == 2 && z->shape[1] == o->z_dim && s->ndim == 2 && s->shape[1] == p->E && s->shape[0] == z->shape[0],
+            "%s: expected z [B,%" G_GINT64_FORMAT "] and sentence [B,%" G_GINT64_FORMAT "]", m->path, o->z_dim, p->E);
+  gint64 B = z->shape[0], g = p->grid;
+  RatTensor *parts[2] = {z, s};
+  RatTensor *cond = rat_concat(parts, 2, 1);
+  RatCondState *st = rat_cond_state_new();
+  rat_cond_state_set_noise(st, z);
+  RatTensor *h = rat_reshape(rat_linear_layer(&p->fc_code, z), RAT_SHAPE(B, o->code_channels, g, g));
+  for (int k = 0; k < o->map_num; k++) {
+    MBlock *b = &p->m[k];
+    RatTensor *r = fuse(&b->fuse1, rat_conv_layer(&b->conv1, h), cond, st);
+    r = fuse(&b->fuse2, rat_block_forward(b->conv2, r), cond, st);
+    h = rat_add(h, r);
+  }
+  RatTensor *F = rat_conv_layer(&p->conv_fuse, h);
+  RatTensor *prompts = o->prompt_blocks.n ? rat_reshape(rat_linear_layer(&p->fc_prompt, cond),
+                                                        RAT_SHAPE(B, (gint64)o->prompt_blocks.n, p->D))
+                                          : NULL;
+  RatTensor *M = clip_mapper(p, F, prompts);
+  h = rat_conv_layer(&p->conv, rat_add(F, rat_mul_scalar(M, (float)o->bridge_scale)));
+  for (int k = 0; k < p->n_gb; k++) {
+    GBlock *b = &p->gb[k];
+    h = rat_upsample_nearest(h, b->size, b->size);
+    RatTensor *sc = b->learnable_sc ? rat_conv_layer(&b->c_sc, h) : h;
+    RatTensor *r = rat_block_forward(b->c1, fuse(&b->fuse1, h, cond, st));
+    r = rat_block_forward(b->c2, fuse(&b->fuse2, r, cond, st));
+    h = rat_add(sc, r);
+  }
+  rat_cond_state_free(st);
+  RatTensor *x = rat_conv_layer(&p->to_rgb, rat_leaky_relu(h, 0.2f));
+  return o->tanh ? rat_tanh(x) : x;
+}
+
+static gint64 galip_z_dim(RatModule *m) { return RAT_MODULE_OPTIONS(m, GalipOptions)->z_dim; }
+static gint64 galip_image_size(RatModule *m) { return RAT_MODULE_OPTIONS(m, GalipOptions)->image_size; }
+
+static RatTensor *galip_example(RatModule *m, const RatBuildContext *ctx, GError **error) {
+  GalipPriv *p = RAT_MODULE_PRIV(m, GalipPriv);
+  RatRng r;
+  rat_rng_init(&r, 1);
+  return galip_forward(m, rat_randn(&r, RAT_SHAPE(1, galip_z_dim(m))), rat_randn(&r, RAT_SHAPE(1, p->E)));
+}
+
+static const RatGeneratorIface galip_iface = {.forward = galip_forward, .z_dim = galip_z_dim, .image_size = galip_image_size};
+
+static const RatModuleType galip_type = {
+    .struct_size = sizeof(RatModuleType),
+    .name = "galip_generator",
+    .kind = RAT_KIND_GENERATOR,
+    .doc = "GALIP generator (noise code, CLIP adapter with fusion M-blocks, bridge feature, prompt predictor, frozen "
+           "CLIP ViT with prompts, G_Blocks to image_size); RATLIP through its slots (reference §2).",
+    .args = galip_args,
+    .n_args = G_N_ELEMENTS(galip_args),
+    .options_size = sizeof(GalipOptions),
+    .priv_size = sizeof(GalipPriv),
+    .build = galip_build,
+    .check = galip_check,
+    .iface = &galip_iface,
+    .example_forward = galip_example,
+};
+
+static gboolean galip_init(RatRegistry *reg, GError **error) { return rat_registry_add_type(reg, &galip_type, error); }
+
+RAT_PLUGIN_DEFINE("galip", "0.1.0", "MIT", "GALIP / RATLIP generator", galip_init)
