@@ -159,8 +159,8 @@ static RatTensor *gd_features(RatModule *m, RatTensor *x) {
   GdPriv *p = RAT_MODULE_PRIV(m, GdPriv);
   rat_check(x->ndim == 5 && x->shape[1] == p->n_taps && x->shape[2] == p->D, "%s: expected CLIP features [B,%d,%"
             G_GINT64_FORMAT ",g,g]", m->path, p->n_taps, p->D);
-  RatTensor *o = rat_select(x, 1, 0);
-  for (int k = 1; k < p->n_taps; k++) o = dblock(&p->blocks[k - 1], o, rat_select(x, 1, k));
+  RatTensor *o = rat_contiguous(rat_select(x, 1, 0));
+  for (int k = 1; k < p->n_taps; k++) o = dblock(&p->blocks[k - 1], o, rat_contiguous(rat_select(x, 1, k)));
   return dblock(&p->main, o, NULL);
 }
 
