@@ -2,13 +2,20 @@
 # Installs the Debian 12 packages ratfw needs to build and test (idempotent: skips apt when all are present).
 #   tools/setup.sh            build + test dependencies
 #   tools/setup.sh --torch    also python3-torch (only needed to regenerate fixtures or run PyTorch benchmarks)
+#   tools/setup.sh --emoji    also npm and openssl, then fetches the emoji dataset (tools/fetch-emoji.sh)
 set -euo pipefail
+emoji=0
+fetch_emoji() { if [ "$emoji" = 1 ]; then sh "$(dirname "$0")/fetch-emoji.sh"; fi; }
 pkgs=(build-essential autoconf automake libtool autoconf-archive pkg-config
       libglib2.0-dev libyaml-dev libpng-dev libdnnl-dev libjson-glib-dev libzip-dev libcairo2-dev
       libjpeg62-turbo-dev zlib1g-dev python3 dataset-fashion-mnist)
 for a in "$@"; do
   case "$a" in
     --torch) pkgs+=(python3-torch python3-numpy) ;;
+    --emoji)  # npm may come from elsewhere (nodesource): Debian's npm would conflict with that nodejs
+              command -v npm >/dev/null || pkgs+=(npm)
+              command -v openssl >/dev/null || pkgs+=(openssl)
+              pkgs+=(ca-certificates); emoji=1 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -18,6 +25,7 @@ for p in "${pkgs[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#pkgs[@]} packages present"
+  fetch_emoji
   exit 0
 fi
 echo "setup: installing ${missing[*]}"
@@ -28,3 +36,4 @@ if [ "$(id -u)" != 0 ]; then
 fi
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fetch_emoji
