@@ -18,3 +18,4 @@ int parse_options(const char *cmd, const char *params, const char *summary, GOpt
 
 /* Commands defined in their own files. */
 int cmd_sample(int argc, char **argv); /* tools/cmd-sample.c */
+int cmd_dataset(int argc, char **argv); /* tools/cmd-dataset.c */

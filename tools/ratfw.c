@@ -937,6 +937,7 @@ static const struct {
     {"plugins", cmd_plugins, "list plugins and module types, or one type's arguments"},
     {"inspect", cmd_inspect, "build the model and print modules, shapes, parameters and FLOPs"},
     {"sample", cmd_sample, "generate a grid of images for captions from a GAN run or checkpoint"},
+    {"dataset", cmd_dataset, "'dataset info|preview|fetch': look at a dataset (counts, captions, a contact sheet)"},
     {"tokenize", cmd_tokenize, "print the token ids of captions (CLIP BPE or a word tokenizer)"},
     {"clip", cmd_clip, "'clip encode': embed captions and images with CLIP weights into a safetensors file"},
     {"bench", cmd_bench, "benchmarks: 'ops' prints GFLOP/s of the kernels (optionally next to PyTorch)"},
