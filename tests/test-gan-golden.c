@@ -259,6 +259,119 @@ static void test_finite_differences(void) {
   rat_scope_pop(scope);
 }
 
+/* DF-GAN (plugins/dfgan.c) against ref_gan.py's run_dfgan: no CLIP; the discriminator reads pixels, so MA-GP
+ * differentiates with respect to the images; mismatch rolls the real features; L_G has no similarity term. */
+static void setup_dfgan(Setup *s) {
+  memset(s, 0, sizeof *s);
+  s->gctx = (RatGanContext){.clip = NULL, .sentence_dim = 16};
+  RatRng rng;
+  rat_rng_init(&rng, 1);
+  s->gan.g_params = rat_params_new();
+  s->gan.d_params = rat_params_new();
+  RatBuildContext ctx = {.params = s->gan.g_params, .rng = &rng, .user = &s->gctx};
+  static const char *const g_over[] = {"nf=4", "z_dim=8", "image_size=32", NULL};
+  static const char *const dd_over[] = {"nf=2", "image_size=32", NULL};
+  GError *e = NULL;
+  s->gan.gen = rat_module_build_named(reg, "dfgan_generator", "generator", RAT_KIND_GENERATOR, g_over, &ctx, &e);
+  g_assert_no_error(e);
+  ctx.params = s->gan.d_params;
+  s->gan.disc = rat_module_build_named(reg, "dfgan_discriminator", "discriminator", RAT_KIND_DISCRIMINATOR, dd_over, &ctx, &e);
+  g_assert_no_error(e);
+  rat_params_finalize(s->gan.g_params);
+  rat_params_finalize(s->gan.d_params);
+  s->gan.z_dim = 8;
+  s->gan.image_size = 32;
+  s->opt_g = rat_adam_new(s->gan.g_params, 1e-4f, 0.0f, 0.9f, 1e-8f, 0.0f);
+  s->opt_d = rat_adam_new(s->gan.d_params, 4e-4f, 0.0f, 0.9f, 1e-8f, 0.0f);
+}
+
+static void teardown_dfgan(Setup *s) {
+  rat_optim_free(s->opt_g);
+  rat_optim_free(s->opt_d);
+  rat_module_free(s->gan.gen);
+  rat_module_free(s->gan.disc);
+  rat_params_free(s->gan.g_params);
+  rat_params_free(s->gan.d_params);
+}
+
+static void test_dfgan(void) {
+  RatScope scope = rat_scope_push();
+  Setup s;
+  setup_dfgan(&s);
+  RatFixture *f = rat_fixture_open("gan_dfgan");
+  load_params(f, s.gan.g_params, "g0.");
+  load_params(f, s.gan.d_params, "d0.");
+  rat_module_set_training(s.gan.gen, TRUE);
+  rat_module_set_training(s.gan.disc, TRUE);
+  RatTensor *x = rat_fixture_get(f, "x"), *sent = rat_fixture_get(f, "s"), *z = rat_fixture_get(f, "z");
+  RAT_NO_GRAD_BEGIN
+  RatTensor *emb = (RatTensor *)1, *xr = rat_discriminator_encode(s.gan.disc, x, &emb);
+  g_assert_null(emb); /* no CLIP image embedding: the similarity loss must be off */
+  RatTensor *lr = rat_discriminator_logits(s.gan.disc, rat_discriminator_features(s.gan.disc, xr), sent);
+  rat_assert_close(lr, rat_fixture_get(f, "l_real"), 2e-5, 2e-4, "DF-GAN D logits on real pairs");
+  rat_assert_close(rat_generator_forward(s.gan.gen, z, sent), rat_fixture_get(f, "fake"), 2e-5, 2e-4, "DF-GAN G(z, s)");
+  RAT_NO_GRAD_END
+  {
+    RatTensor *xl = rat_test_leaf(rat_copy(x)), *sl = rat_test_leaf(rat_copy(sent));
+    RatTensor *l = rat_discriminator_logits(s.gan.disc, rat_discriminator_features(s.gan.disc, xl), sl);
+    RatTensor *P = rat_ma_gp(l, xl, sl, 2.0, 6.0);
+    check_scalar(f, "L_gp", rat_tensor_item(P), 1e-12, 2e-3);
+    guint n = rat_params_size(s.gan.d_params);
+    RatTensor **in = g_new(RatTensor *, n), **gr = g_new(RatTensor *, n);
+    for (guint i = 0; i < n; i++) in[i] = rat_params_tensor(s.gan.d_params, i);
+    GError *pe = NULL;
+    g_assert_true(rat_grad(&P, NULL, 1, in, n, gr, FALSE, &pe));
+    for (guint i = 0; i < n; i++) {
+      char *what = g_strdup_printf("dMA-GP/d%s", rat_params_name(s.gan.d_params, i));
+      RatTensor *want = rat_contiguous(rat_fixture_get(f, "pgrad.%s", rat_params_name(s.gan.d_params, i)));
+      double scale = 0;
+      for (gint64 k = 0; k < rat_tensor_numel(want); k++) scale = MAX(scale, fabs(rat_tensor_data(want)[k]));
+      rat_assert_close(gr[i], want, 1e-3 * scale + 1e-14, 5e-3, what);
+      g_free(what);
+    }
+    g_free(in);
+    g_free(gr);
+  }
+  RatGanLossOptions lo = {.mismatch = "features", .gp_k = 2.0, .gp_p = 6.0, .sim_weight = 0.0};
+  RatGanFake fk = {0};
+  RatGanLosses L = {0};
+  GError *e = NULL;
+  g_assert_true(rat_gan_d_step(&s.gan, s.opt_d, &lo, x, sent, z, 0, &fk, &L, &e));
+  check_scalar(f, "L_real", L.real, 1e-5, 1e-4);
+  check_scalar(f, "L_fake", L.fake, 1e-5, 1e-4);
+  check_scalar(f, "L_mis", L.mis, 1e-5, 1e-4);
+  check_scalar(f, "L_gp", L.gp, 1e-12, 2e-3);
+  check_scalar(f, "L_D", L.d, 1e-5, 1e-4);
+  compare_params(f, s.gan.d_params, "dgrad.", TRUE, 1e-6, 2e-3);
+  check_step(f, s.gan.d_params, "d0.", 4e-4f);
+  g_assert_true(rat_gan_g_step(&s.gan, s.opt_g, &lo, &fk, 0, &L, &e));
+  check_scalar(f, "L_adv", L.g_adv, 1e-5, 1e-4);
+  check_scalar(f, "L_G", L.g, 1e-5, 1e-4);
+  compare_params(f, s.gan.g_params, "ggrad.", TRUE, 1e-6, 2e-3);
+  check_step(f, s.gan.g_params, "g0.", 1e-4f);
+  /* with a similarity weight the G step refuses: DF-GAN's discriminator has no CLIP embedding */
+  lo.sim_weight = 4;
+  g_assert_false(rat_gan_g_step(&s.gan, s.opt_g, &lo, &fk, 0, &L, &e));
+  g_assert_error(e, RAT_ERROR, RAT_ERROR_CONFIG);
+  g_clear_error(&e);
+
+  /* finite differences: G w.r.t. z and to_rgb; MA-GP w.r.t. the pixels and NetC's last conv (D's second order) */
+  FdCtx c = {.s = &s, .x = x, .sent = sent};
+  load_params(f, s.gan.g_params, "g0.");
+  load_params(f, s.gan.d_params, "d0.");
+  int keep = rat_test_max_elems;
+  rat_test_max_elems = 6;
+  RatTensor *gin[2] = {rat_test_leaf(rat_copy(z)), rat_params_lookup(s.gan.g_params, "generator.to_rgb.weight")};
+  rat_gradcheck("DF-GAN G(z, s) w.r.t. z and to_rgb", fn_g, &c, 2, gin, 2e-3, 2e-3, 5e-2);
+  RatTensor *din[2] = {x, rat_params_lookup(s.gan.d_params, "discriminator.joint_conv.2.weight")};
+  rat_gradcheck("DF-GAN MA-GP w.r.t. the pixels and NetC's last conv (second order of D)", fn_penalty, &c, 2, din, 1e-3,
+                1e-6, 3e-2);
+  rat_test_max_elems = keep;
+  rat_fixture_close(f);
+  teardown_dfgan(&s);
+  rat_scope_pop(scope);
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--list")) list_mode = TRUE;
@@ -282,6 +395,7 @@ int main(int argc, char **argv) {
   g_test_add_data_func("/gan-golden/galip-iteration", GINT_TO_POINTER(0), run_case);
   g_test_add_data_func("/gan-golden/ratlip-iteration", GINT_TO_POINTER(1), run_case);
   g_test_add_func("/gan-golden/finite-differences", test_finite_differences);
+  g_test_add_func("/gan-golden/dfgan-iteration", test_dfgan);
   int r = g_test_run();
   rat_registry_free(reg);
   return r;

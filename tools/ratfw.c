@@ -879,6 +879,54 @@ static int bench_clip(gboolean quick, gboolean torch) {
   return st;
 }
 
+static gboolean spawn_ok(char **argv_, GError **e) {
+  gint wait = 0;
+  return g_spawn_sync(NULL, argv_, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL, &wait, e) &&
+         g_spawn_check_wait_status(wait, NULL);
+}
+
+/* Input pipeline: ratfw's decode + augmentation against PIL + torchvision on the same JPEGs (made once by
+ * bench_data.py --make into ~/.cache/ratfw/bench-data, which needs python3-pil). */
+static int bench_data(gboolean quick, gboolean torch) {
+  char *bin = find_helper("bench-data");
+  if (!bin) return fail(EXIT_RUN, "bench", "bench-data not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
+  char *script = g_build_filename(RATFW_SRCDIR, "bench", "bench_data.py", NULL);
+  if (!g_file_test(script, G_FILE_TEST_EXISTS)) {
+    g_free(script);
+    script = g_build_filename(RATFW_PKGDATADIR, "bench_data.py", NULL);
+  }
+  char *dir = g_build_filename(g_get_user_cache_dir(), "ratfw", "bench-data", NULL);
+  const char *passes = quick ? "1" : "3";
+  GError *e = NULL;
+  int st = EXIT_OK;
+  char *probe = g_build_filename(dir, "img_00255.jpg", NULL);
+  if (!g_file_test(probe, G_FILE_TEST_EXISTS)) {
+    char *argv_m[] = {"/usr/bin/python3", script, "--make", dir, "256", NULL};
+    if (!spawn_ok(argv_m, &e)) {
+      st = fail(EXIT_RUN, "bench", "could not write the benchmark images with %s (needs python3-pil: "
+                "apt-get install python3-pil)%s%s", script, e ? ": " : "", e ? e->message : "");
+      goto out;
+    }
+  }
+  char *argv_c[] = {bin, dir, "256", "32", (char *)passes, NULL};
+  if (!spawn_ok(argv_c, &e)) {
+    st = EXIT_RUN;
+    goto out;
+  }
+  if (torch) {
+    char *argv_p[] = {"/usr/bin/python3", script, dir, "256", "32", (char *)passes, NULL};
+    if (!spawn_ok(argv_p, &e)) st = fail(EXIT_RUN, "bench", "the PyTorch side failed (needs python3-torch, "
+                                          "python3-torchvision and python3-pil)%s%s", e ? ": " : "", e ? e->message : "");
+  }
+out:
+  g_clear_error(&e);
+  g_free(probe);
+  g_free(dir);
+  g_free(script);
+  g_free(bin);
+  return st;
+}
+
 static int cmd_bench(int argc, char **argv) {
   gboolean quick = FALSE, torch = FALSE;
   GOptionEntry entries[] = {
@@ -886,15 +934,18 @@ static int cmd_bench(int argc, char **argv) {
       {"torch", 0, 0, G_OPTION_ARG_NONE, &torch,
        "also time the same ops in PyTorch (python3-torch) at the same thread count and print one joined table", NULL},
       {NULL}};
-  int st = parse_options("bench", "ops|clip",
+  int st = parse_options("bench", "ops|clip|data",
                          "Benchmarks. 'ops': GFLOP/s of conv2d forward, backward-data and backward-weights at the\n"
                          "RATLIP generator's shapes and of matmul, next to the machine's sgemm peak measured in the\n"
                          "same run. 'clip': CLIP ViT-B/32 image and text encoding throughput (random weights).\n"
+                         "'data': images/s through JPEG decode and the reference augmentation at 256 px (--torch:\n"
+                         "next to PIL + torchvision on the same files, DataLoader workers = threads).\n"
                          "Threads: OMP_NUM_THREADS. A benchmark prints a table; it asserts nothing.",
                          entries, &argc, &argv);
   if (st >= 0) return st;
-  if (argc != 2 || (strcmp(argv[1], "ops") && strcmp(argv[1], "clip")))
-    return fail(EXIT_USAGE, "bench", "expected 'ops' or 'clip' (see ratfw bench --help)");
+  if (argc != 2 || (strcmp(argv[1], "ops") && strcmp(argv[1], "clip") && strcmp(argv[1], "data")))
+    return fail(EXIT_USAGE, "bench", "expected 'ops', 'clip' or 'data' (see ratfw bench --help)");
+  if (!strcmp(argv[1], "data")) return bench_data(quick, torch);
   if (!strcmp(argv[1], "clip")) return bench_clip(quick, torch);
   char *bin = find_helper("bench-ops");
   if (!bin) return fail(EXIT_RUN, "bench", "bench-ops not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");

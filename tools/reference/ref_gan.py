@@ -316,6 +316,138 @@ def run(ratlip, name):
                      {"torch": torch.__version__, "generator": "ref_gan.py"})
 
 
+# ---- DF-GAN (plugins/dfgan.c; reference §2.5-2.6, §5.5, §6.2) ----
+DF_NF, DF_DNF, DF_OUT = 4, 2, 32
+
+
+def df_widths(nf, S):
+    L = int(math.log2(S))
+    return [nf * min(2 ** i, 8) for i in range(L - 1)]
+
+
+class DfganModel(Model):
+    def __init__(self):
+        super().__init__(False)
+
+    def build(self):
+        cd = ZD + E
+        g = "generator"
+        self.lin(g + ".fc", ZD, 8 * DF_NF * 16)
+        w = df_widths(DF_NF, DF_OUT)[::-1]
+        for k in range(len(w) - 1):
+            n = f"{g}.blocks.{k}"
+            if w[k] != w[k + 1]:
+                self.conv(n + ".c_sc", w[k], w[k + 1], 1)
+            self.fuse_p(n + ".fuse1", w[k], cd)
+            self.blockconv_p(n + ".c1", w[k], w[k + 1])
+            self.fuse_p(n + ".fuse2", w[k + 1], cd)
+            self.blockconv_p(n + ".c2", w[k + 1], w[k + 1])
+        self.conv(g + ".to_rgb", DF_NF, 3, 3)
+        d = "discriminator"
+        self.conv(d + ".conv_img", 3, DF_DNF, 3)
+        w = df_widths(DF_DNF, DF_OUT)
+        for k in range(len(w) - 1):
+            n = f"{d}.DBlocks.{k}"
+            self.P.add(n + ".conv_r.0.weight", u((w[k + 1], w[k], 4, 4), 1 / math.sqrt(w[k] * 16)))
+            self.P.add(n + ".conv_r.2.weight", u((w[k + 1], w[k + 1], 3, 3), 1 / math.sqrt(w[k + 1] * 9)))
+            self.conv(n + ".conv_s", w[k], w[k + 1], 1)
+            self.P.add(n + ".gamma", u((1,), 0.5) + 0.5)  # released init 0; non-zero exercises the residual
+        self.P.add(d + ".joint_conv.0.weight", u((2 * DF_DNF, 8 * DF_DNF + E, 3, 3), 1 / math.sqrt((8 * DF_DNF + E) * 9)))
+        self.P.add(d + ".joint_conv.2.weight", u((1, 2 * DF_DNF, 4, 4), 1 / math.sqrt(2 * DF_DNF * 16)))
+
+    def G(self, z, s):
+        g = "generator"
+        cond = torch.cat([z, s], 1)
+        h = self.conv_lin(g + ".fc", z).reshape(z.shape[0], 8 * DF_NF, 4, 4)
+        w = df_widths(DF_NF, DF_OUT)[::-1]
+        for k in range(len(w) - 1):
+            n = f"{g}.blocks.{k}"
+            h = F.interpolate(h, scale_factor=2, mode="nearest")
+            sc = self.conv2d(n + ".c_sc", h, 0) if w[k] != w[k + 1] else h
+            r = self.blockconv(n + ".c1", self.fuse(n + ".fuse1", h, cond))
+            r = self.blockconv(n + ".c2", self.fuse(n + ".fuse2", r, cond))
+            h = sc + r
+        return torch.tanh(self.conv2d(g + ".to_rgb", F.leaky_relu(h, 0.2), 1))
+
+    def conv_lin(self, n, x):
+        return F.linear(x, self.P[n + ".weight"], self.P[n + ".bias"])
+
+    def features(self, x):
+        P = self.P
+        h = self.conv2d("discriminator.conv_img", x, 1)
+        w = df_widths(DF_DNF, DF_OUT)
+        for k in range(len(w) - 1):
+            n = f"discriminator.DBlocks.{k}"
+            r = F.leaky_relu(F.conv2d(h, P[n + ".conv_r.0.weight"], stride=2, padding=1), 0.2)
+            r = F.leaky_relu(F.conv2d(r, P[n + ".conv_r.2.weight"], padding=1), 0.2)
+            sc = F.conv2d(h, P[n + ".conv_s.weight"], P[n + ".conv_s.bias"]) if w[k] != w[k + 1] else h
+            h = F.avg_pool2d(sc, 2) + P[n + ".gamma"] * r
+        return h
+
+    def logits(self, f, s):
+        P = self.P
+        st = s[:, :, None, None].expand(-1, -1, 4, 4)
+        h = F.leaky_relu(F.conv2d(torch.cat([f, st], 1), P["discriminator.joint_conv.0.weight"], padding=1), 0.2)
+        return F.conv2d(h, P["discriminator.joint_conv.2.weight"]).reshape(-1)
+
+
+def run_dfgan(name):
+    """One DF-GAN iteration as DF-GAN's lib/modules.py train() computes it: mismatch by rolled real features, MA-GP
+    on the pixels and the sentence, L_G = -mean D(G(z, s), s), no CLIP similarity."""
+    seed(11)
+    m = DfganModel()
+    m.build()
+    gnames = [k for k in m.P if k.startswith("generator.")]
+    dnames = [k for k in m.P if k.startswith("discriminator.")]
+    out = {}
+    for k in gnames:
+        out["g0." + k] = m.P[k].detach().clone()
+    for k in dnames:
+        out["d0." + k] = m.P[k].detach().clone()
+    x = u((B, 3, DF_OUT, DF_OUT), 1.0)
+    s = torch.randn(B, E)
+    z = torch.randn(B, ZD)
+    out.update(x=x, s=s, z=z)
+    with torch.no_grad():
+        out["fake"] = m.G(z, s)
+        out["l_real"] = m.logits(m.features(x), s)
+    x_leaf = x.clone().requires_grad_(True)
+    s_leaf = s.clone().requires_grad_(True)
+    fr = m.features(x_leaf)
+    lr = m.logits(fr, s_leaf)
+    L_real = F.relu(1 - lr).mean()
+    L_mis = F.relu(1 + m.logits(torch.cat([fr[1:], fr[0:1]], 0), s_leaf)).mean()
+    fake = m.G(z, s)
+    L_fake = F.relu(1 + m.logits(m.features(fake.detach()), s)).mean()
+    gx, gs = torch.autograd.grad(lr.sum(), (x_leaf, s_leaf), create_graph=True)
+    nsq = gx.reshape(B, -1).pow(2).sum(1) + gs.pow(2).sum(1)
+    L_gp = 2.0 * nsq.pow(3).mean()
+    L_D = L_real + (L_fake + L_mis) / 2 + L_gp
+    dparams = [m.P[k] for k in dnames]
+    pgrads = torch.autograd.grad(L_gp, dparams, retain_graph=True, allow_unused=True)
+    for k, p, gr in zip(dnames, dparams, pgrads):
+        out["pgrad." + k] = torch.zeros_like(p) if gr is None else gr
+    dgrads = torch.autograd.grad(L_D, dparams, allow_unused=True)
+    for k, p, gr in zip(dnames, dparams, dgrads):
+        gr = torch.zeros_like(p) if gr is None else gr
+        out["dgrad." + k] = gr
+        p.grad = gr.detach().clone()
+    torch.optim.Adam(dparams, lr=4e-4, betas=(0.0, 0.9), eps=1e-8).step()
+    out.update(L_real=L_real.reshape(1), L_mis=L_mis.reshape(1), L_fake=L_fake.reshape(1), L_gp=L_gp.reshape(1),
+               L_D=L_D.reshape(1))
+    L_adv = -m.logits(m.features(fake), s).mean()
+    gparams = [m.P[k] for k in gnames]
+    ggrads = torch.autograd.grad(L_adv, gparams, allow_unused=True)
+    for k, p, gr in zip(gnames, gparams, ggrads):
+        out["ggrad." + k] = torch.zeros_like(p) if gr is None else gr
+    out.update(L_adv=L_adv.reshape(1), L_G=L_adv.reshape(1))
+    print(f"{name}: L_D {L_D.item():.6f} (real {L_real.item():.4f} fake {L_fake.item():.4f} mis {L_mis.item():.4f} "
+          f"gp {L_gp.item():.3g}), L_G {L_adv.item():.6f}; {len(gnames)} G and {len(dnames)} D tensors")
+    save_safetensors(os.path.join(FIXTURE_DIR, name + ".safetensors"), out,
+                     {"torch": torch.__version__, "generator": "ref_gan.py"})
+
+
 if __name__ == "__main__":
     run(False, "gan_galip")
     run(True, "gan_ratlip")
+    run_dfgan("gan_dfgan")
