@@ -372,6 +372,73 @@ static void test_dfgan(void) {
   rat_scope_pop(scope);
 }
 
+/* tools/convert-checkpoint.py on checkpoints in the released layouts (tools/reference/ref_released.py: torch
+ * nn.Module trees named as GALIP, RATLIP (saved with DDP's "module." prefix) and DF-GAN name theirs, with the frozen
+ * CLIP inside GALIP's generator in fp16): the converted file loads into ratfw's modules and reproduces PyTorch's
+ * G(z, s) (eval mode) and D logits. Needs python3-torch to unpickle the .pth files. */
+static void test_converted(void) {
+  const char *src = g_getenv("RATFW_SRCDIR");
+  if (!src) src = RATFW_SRCDIR;
+  char *probe[] = {"/usr/bin/python3", "-c", "import torch", NULL};
+  gint wait = 1;
+  if (!g_spawn_sync(NULL, probe, NULL, G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, NULL, NULL,
+                    &wait, NULL) || !g_spawn_check_wait_status(wait, NULL)) {
+    g_test_skip("python3-torch is not installed (tools/setup.sh --torch)");
+    return;
+  }
+  static const char *const kinds[] = {"galip", "ratlip", "dfgan"};
+  char *dir = g_dir_make_tmp("ratfw-convert-XXXXXX", NULL);
+  RatFixture *f = rat_fixture_open("released/outputs");
+  for (int k = 0; k < 3; k++) {
+    RatScope scope = rat_scope_push();
+    char *in = g_strdup_printf("%s/tests/fixtures/released/%s.pth", src, kinds[k]);
+    char *out = g_strdup_printf("%s/%s.safetensors", dir, kinds[k]);
+    char *script = g_strdup_printf("%s/tools/convert-checkpoint.py", src);
+    char *argv_c[] = {"/usr/bin/python3", script, in, out, NULL};
+    char *so = NULL, *se = NULL;
+    GError *e = NULL;
+    g_assert_true(g_spawn_sync(NULL, argv_c, NULL, 0, NULL, NULL, &so, &se, &wait, &e));
+    if (!g_spawn_check_wait_status(wait, NULL)) g_error("convert-checkpoint %s failed: %s%s", kinds[k], so, se);
+    g_test_message("%s", g_strstrip(so));
+    Setup s;
+    if (k < 2) {
+      setup(&s, k == 1);
+      load_params(f, s.clip_params, "clip.");
+    } else {
+      setup_dfgan(&s);
+    }
+    gint64 step = rat_gan_load_weights(&s.gan, out, FALSE, &e);
+    g_assert_no_error(e);
+    g_assert_cmpint(step, ==, 0);
+    rat_module_set_training(s.gan.gen, FALSE);
+    RatTensor *z = rat_fixture_get(f, "z"), *sent = rat_fixture_get(f, "s");
+    RatTensor *x = rat_fixture_get(f, k < 2 ? "x" : "x_dfgan");
+    char *what = g_strdup_printf("%s: converted G(z, s) vs PyTorch", kinds[k]);
+    RAT_NO_GRAD_BEGIN
+    rat_assert_close(rat_generator_forward(s.gan.gen, z, sent), rat_fixture_get(f, "%s.fake", kinds[k]), 2e-5, 2e-4, what);
+    g_free(what);
+    what = g_strdup_printf("%s: converted D logits vs PyTorch", kinds[k]);
+    RatTensor *xe = rat_discriminator_encode(s.gan.disc, x, NULL);
+    rat_assert_close(rat_discriminator_logits(s.gan.disc, rat_discriminator_features(s.gan.disc, xe), sent),
+                     rat_fixture_get(f, "%s.logits", kinds[k]), 2e-5, 2e-4, what);
+    RAT_NO_GRAD_END
+    g_free(what);
+    if (k < 2) teardown(&s);
+    else teardown_dfgan(&s);
+    g_free(so);
+    g_free(se);
+    g_free(script);
+    g_free(in);
+    g_free(out);
+    rat_scope_pop(scope);
+  }
+  rat_fixture_close(f);
+  char *rm = g_strdup_printf("rm -rf '%s'", dir);
+  g_assert_cmpint(system(rm), ==, 0);
+  g_free(rm);
+  g_free(dir);
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--list")) list_mode = TRUE;
@@ -396,6 +463,7 @@ int main(int argc, char **argv) {
   g_test_add_data_func("/gan-golden/ratlip-iteration", GINT_TO_POINTER(1), run_case);
   g_test_add_func("/gan-golden/finite-differences", test_finite_differences);
   g_test_add_func("/gan-golden/dfgan-iteration", test_dfgan);
+  g_test_add_func("/gan-golden/converted-checkpoints", test_converted);
   int r = g_test_run();
   rat_registry_free(reg);
   return r;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ratfw needs to build and test (idempotent: skips apt when all are present).
 #   tools/setup.sh            build + test dependencies
-#   tools/setup.sh --torch    also python3-torch (only needed to regenerate fixtures or run PyTorch benchmarks)
+#   tools/setup.sh --torch    also python3-torch, PIL and torchvision: fixture regeneration, PyTorch benchmarks, and
+#                             the checkpoint converter (tools/test.sh installs them: its converter test needs torch)
 #   tools/setup.sh --emoji    also npm and openssl, then fetches the emoji dataset (tools/fetch-emoji.sh)
 set -euo pipefail
 emoji=0
@@ -11,7 +12,7 @@ pkgs=(build-essential autoconf automake libtool autoconf-archive pkg-config
       libjpeg62-turbo-dev zlib1g-dev python3 dataset-fashion-mnist)
 for a in "$@"; do
   case "$a" in
-    --torch) pkgs+=(python3-torch python3-numpy) ;;
+    --torch) pkgs+=(python3-torch python3-numpy python3-pil python3-torchvision) ;;
     --emoji)  # npm may come from elsewhere (nodesource): Debian's npm would conflict with that nodejs
               command -v npm >/dev/null || pkgs+=(npm)
               command -v openssl >/dev/null || pkgs+=(openssl)

@@ -15,7 +15,7 @@ for a in "$@"; do
     *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
-bash tools/setup.sh || exit 1
+bash tools/setup.sh --torch || exit 1  # torch: the converter test unpickles .pth checkpoints
 jobs=$(nproc)
 [ -x configure ] && [ configure -nt configure.ac ] || ./autogen.sh >/dev/null || exit 1
 
