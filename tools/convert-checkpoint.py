@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Converts a GALIP, RATLIP or DF-GAN PyTorch checkpoint (torch.save of {'model': {'netG', 'netD', 'netC'}, ...};
 names of reference §2.12) into a ratfw checkpoint (safetensors: model.generator.*, model.discriminator.*), so
-that released or PyTorch-trained weights can be sampled (ratfw sample) or fine-tuned (ratfw run --init).
+that released or PyTorch-trained weights can be sampled with ratfw sample.
 
   /usr/bin/python3 tools/convert-checkpoint.py IN.pth OUT.safetensors [--kind galip|ratlip|dfgan] [--no-discriminator]
 
