@@ -60,7 +60,7 @@ int main(int argc, char **argv) {
     }
   double full = (g_get_monotonic_time() - t0) / 1e6;
   RatImage *first = rat_image_read(paths->pdata[0], RAT_IMAGE_ALPHA_DROP, NULL);
-  printf("%-6s %-44s %8s %10s\n", "impl", "stage (files of %dx%d, output %d px, batch %d)", "threads", "images/s");
+  printf("%-6s %-44s %8s %10s\n", "impl", "stage", "threads", "images/s");
   printf("%-6s decode (1 thread)%*s %8d %10.1f\n", "ratfw", 27, "", 1, passes * n / dec);
   printf("%-6s decode + augment + batch%*s %8s %10.1f\n", "ratfw", 20, "", th ? th : "all", passes * n / full);
   fprintf(stderr, "# %u files of %dx%d, output %d px, batch %d\n", n, first->width, first->height, size, batch);

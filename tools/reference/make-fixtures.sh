@@ -1,6 +1,6 @@
 #!/bin/sh
 # Regenerates every golden fixture in tests/fixtures/ from the PyTorch reference scripts.
-# Needs Debian's python3-torch (apt-get install python3-torch); runs with /usr/bin/python3.
+# Needs python3-torch, python3-pil and python3-torchvision (tools/setup.sh --torch); runs with /usr/bin/python3.
 set -e
 cd "$(dirname "$0")"
 PY=${PYTHON:-/usr/bin/python3}
@@ -8,3 +8,5 @@ for s in ref_*.py; do
   echo "== $s"
   "$PY" "$s"
 done
+echo "== ../make-layout-fixtures.py"
+"$PY" ../make-layout-fixtures.py
