@@ -3,7 +3,8 @@
 # tests/configs/gan-tiny.yaml and its RATLIP variant (rat + conv_shuffle slots) train for 6 steps. Checks: the
 # outputs exist; losses are finite and move; a run stopped at step 3 and resumed ends with the same checkpoint
 # bytes as an uninterrupted one; `ratfw sample` writes a grid; a diverging run stops naming the step and the loss
-# term and keeps the last good checkpoint; configuration mistakes are reported before training.
+# term and keeps the last good checkpoint; configuration mistakes are reported before training. DF-GAN (pixel
+# discriminator, feature mismatch) trains through the same task, and asking it for a CLIP similarity is refused.
 B=${RATFW_BUILDDIR:-$(pwd)}
 S=${RATFW_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 R="$B/tools/ratfw"
@@ -41,6 +42,16 @@ for variant in galip ratlip; do
   D="$variant: resumed checkpoint is bit-identical to the uninterrupted one"
   t cmp -s "$T/$variant/checkpoint.safetensors" "$T/$variant-part/checkpoint.safetensors"
 done
+
+# DF-GAN through the same task: pixel discriminator, feature mismatch, no CLIP similarity, 32 px (its minimum)
+DF="--set model.generator=dfgan_generator --set model.generator.nf=4 --set model.generator.image_size=32
+    --set model.discriminator=dfgan_discriminator --set model.discriminator.nf=2 --set model.discriminator.image_size=32
+    --set train.mismatch=features --set train.sim_weight=0"
+D="dfgan: 6 steps"; t "$R" run "$C" $W $DF --out "$T/dfgan" --quiet 2>"$T/err"
+D="dfgan: 6 finite metric lines, samples of 32 px"
+t sh -c "[ \$(grep -c '\"loss_d\"' '$T/dfgan/metrics.jsonl') = 6 ] && ! grep -qi 'nan\\|inf' '$T/dfgan/metrics.jsonl' && [ -s '$T/dfgan/samples/step_0000006.png' ]"
+"$R" run "$C" $W $DF --set train.sim_weight=4 --out "$T/dfgan-sim" --quiet 2>"$T/err"; st=$?
+D="dfgan with a CLIP similarity weight is refused with the fix named"; t sh -c "[ $st != 0 ] && grep -q 'sim_weight' '$T/err'"
 
 D="ratfw sample writes a grid (2 captions x 3 images, train-mode normalisation)"
 t "$R" sample "$T/ratlip" --caption "a small red circle at the top left on a blue background" --caption "a large green star" \
