@@ -927,6 +927,26 @@ out:
   return st;
 }
 
+/* One GAN iteration (D step + G step) of the CPU-scale models, next to PyTorch with --torch. */
+static int bench_gan(gboolean quick, gboolean torch) {
+  char *bin = find_helper("bench-gan");
+  if (!bin) return fail(EXIT_RUN, "bench", "bench-gan not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
+  const char *reps = quick ? "2" : "5";
+  char *argv_c[] = {bin, "32", (char *)reps, NULL};
+  GError *e = NULL;
+  int st = spawn_ok(argv_c, &e) ? EXIT_OK : EXIT_RUN;
+  if (st == EXIT_OK && torch) {
+    char *script = g_build_filename(RATFW_SRCDIR, "bench", "bench_gan.py", NULL);
+    char *argv_p[] = {"/usr/bin/python3", script, "32", (char *)reps, NULL};
+    if (!spawn_ok(argv_p, &e)) st = fail(EXIT_RUN, "bench", "the PyTorch side failed (needs python3-torch and the "
+                                          "source tree's tools/reference)%s%s", e ? ": " : "", e ? e->message : "");
+    g_free(script);
+  }
+  g_clear_error(&e);
+  g_free(bin);
+  return st;
+}
+
 static int cmd_bench(int argc, char **argv) {
   gboolean quick = FALSE, torch = FALSE;
   GOptionEntry entries[] = {
@@ -934,17 +954,21 @@ static int cmd_bench(int argc, char **argv) {
       {"torch", 0, 0, G_OPTION_ARG_NONE, &torch,
        "also time the same ops in PyTorch (python3-torch) at the same thread count and print one joined table", NULL},
       {NULL}};
-  int st = parse_options("bench", "ops|clip|data",
+  int st = parse_options("bench", "ops|clip|data|gan",
                          "Benchmarks. 'ops': GFLOP/s of conv2d forward, backward-data and backward-weights at the\n"
                          "RATLIP generator's shapes and of matmul, next to the machine's sgemm peak measured in the\n"
                          "same run. 'clip': CLIP ViT-B/32 image and text encoding throughput (random weights).\n"
                          "'data': images/s through JPEG decode and the reference augmentation at 256 px (--torch:\n"
                          "next to PIL + torchvision on the same files, DataLoader workers = threads).\n"
+                         "'gan': one training iteration (D step with MA-GP, G step with CLIP similarity, Adam) of the\n"
+                         "CPU-scale RATLIP, GALIP and DF-GAN (--torch: the same iteration in PyTorch).\n"
                          "Threads: OMP_NUM_THREADS. A benchmark prints a table; it asserts nothing.",
                          entries, &argc, &argv);
   if (st >= 0) return st;
-  if (argc != 2 || (strcmp(argv[1], "ops") && strcmp(argv[1], "clip") && strcmp(argv[1], "data")))
-    return fail(EXIT_USAGE, "bench", "expected 'ops', 'clip' or 'data' (see ratfw bench --help)");
+  if (argc != 2 || (strcmp(argv[1], "ops") && strcmp(argv[1], "clip") && strcmp(argv[1], "data") &&
+                    strcmp(argv[1], "gan")))
+    return fail(EXIT_USAGE, "bench", "expected 'ops', 'clip', 'data' or 'gan' (see ratfw bench --help)");
+  if (!strcmp(argv[1], "gan")) return bench_gan(quick, torch);
   if (!strcmp(argv[1], "data")) return bench_data(quick, torch);
   if (!strcmp(argv[1], "clip")) return bench_clip(quick, torch);
   char *bin = find_helper("bench-ops");

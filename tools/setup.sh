@@ -12,7 +12,9 @@ pkgs=(build-essential autoconf automake libtool autoconf-archive pkg-config
       libjpeg62-turbo-dev zlib1g-dev python3 dataset-fashion-mnist)
 for a in "$@"; do
   case "$a" in
-    --torch) pkgs+=(python3-torch python3-numpy python3-pil python3-torchvision) ;;
+    --torch)  # libopenblas0-openmp: without it Debian's torch calls the reference BLAS (about 2 GFLOP/s here),
+              # which would make every PyTorch benchmark a strawman
+              pkgs+=(python3-torch python3-numpy python3-pil python3-torchvision libopenblas0-openmp) ;;
     --emoji)  # npm may come from elsewhere (nodesource): Debian's npm would conflict with that nodejs
               command -v npm >/dev/null || pkgs+=(npm)
               command -v openssl >/dev/null || pkgs+=(openssl)
