@@ -261,8 +261,10 @@ static gboolean walk(const char *root, const char *rel, GPtrArray *out, GError *
     if (name[0] == '.') continue;
     char *r = rel ? g_build_filename(rel, name, NULL) : g_strdup(name);
     char *full = g_build_filename(root, r, NULL);
-    if (g_file_test(full, G_FILE_TEST_IS_DIR))
-      ok = walk(root, r, out, error);
+    if (g_file_test(full, G_FILE_TEST_IS_DIR)) {
+      /* symlinked directories are not followed: a link to an ancestor would recurse forever */
+      if (!g_file_test(full, G_FILE_TEST_IS_SYMLINK)) ok = walk(root, r, out, error);
+    }
     else if (is_image_name(name))
       g_ptr_array_add(out, g_strdup(r));
     g_free(full);

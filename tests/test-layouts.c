@@ -188,6 +188,24 @@ static void test_folder(void) {
   m = build_root("folder", "folder", "test_ratio=1");
   g_assert_cmpuint(rat_dataset_count(m, RAT_SPLIT_TEST), ==, 5);
   rat_module_free(m);
+  /* a symlink to an ancestor directory is not followed (no endless walk) */
+  char *tmp = g_dir_make_tmp("ratfw-folder-XXXXXX", NULL);
+  char *src = fixture("folder");
+  char *cmd = g_strdup_printf("cp -r '%s/.' '%s/' && ln -s .. '%s/cats/loop'", src, tmp, tmp);
+  g_assert_cmpint(system(cmd), ==, 0);
+  char *rootarg = g_strdup_printf("root=%s", tmp);
+  GError *e = NULL;
+  m = build("folder", &e, rootarg, NULL);
+  g_assert_no_error(e);
+  g_assert_cmpuint(rat_dataset_count(m, RAT_SPLIT_ALL), ==, 5);
+  rat_module_free(m);
+  g_free(cmd);
+  cmd = g_strdup_printf("rm -rf '%s'", tmp);
+  g_assert_cmpint(system(cmd), ==, 0);
+  g_free(cmd);
+  g_free(rootarg);
+  g_free(src);
+  g_free(tmp);
   g_free(arg);
   g_free(list);
 }
