@@ -1015,7 +1015,7 @@ static const struct {
     {"dataset", cmd_dataset, "'dataset info|preview|fetch': look at a dataset (counts, captions, a contact sheet)"},
     {"tokenize", cmd_tokenize, "print the token ids of captions (CLIP BPE or a word tokenizer)"},
     {"clip", cmd_clip, "'clip encode': embed captions and images with CLIP weights into a safetensors file"},
-    {"bench", cmd_bench, "benchmarks: 'ops' prints GFLOP/s of the kernels (optionally next to PyTorch)"},
+    {"bench", cmd_bench, "benchmarks next to PyTorch: 'ops' (kernel GFLOP/s), 'clip', 'data' (input pipeline), 'gan' (one iteration)"},
 };
 
 static void usage(FILE *f) {
