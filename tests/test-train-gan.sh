@@ -52,6 +52,11 @@ D="dfgan: 6 finite metric lines, samples of 32 px"
 t sh -c "[ \$(grep -c '\"loss_d\"' '$T/dfgan/metrics.jsonl') = 6 ] && ! grep -qi 'nan\\|inf' '$T/dfgan/metrics.jsonl' && [ -s '$T/dfgan/samples/step_0000006.png' ]"
 "$R" run "$C" $W $DF --set train.sim_weight=4 --out "$T/dfgan-sim" --quiet 2>"$T/err"; st=$?
 D="dfgan with a CLIP similarity weight is refused with the fix named"; t sh -c "[ $st != 0 ] && grep -q 'sim_weight' '$T/err'"
+D="dfgan: truncated-noise sampling is seeded and differs from plain N(0, I)"
+t sh -c "'$R' sample '$T/dfgan' --caption 'a blue square' -n 3 --seed 2 --truncation 0.5 --out '$T/t1.png' >/dev/null 2>&1 &&
+         '$R' sample '$T/dfgan' --caption 'a blue square' -n 3 --seed 2 --truncation 0.5 --out '$T/t2.png' >/dev/null 2>&1 &&
+         '$R' sample '$T/dfgan' --caption 'a blue square' -n 3 --seed 2 --out '$T/t0.png' >/dev/null 2>&1 &&
+         cmp -s '$T/t1.png' '$T/t2.png' && ! cmp -s '$T/t1.png' '$T/t0.png'"
 
 D="ratfw sample writes a grid (2 captions x 3 images, train-mode normalisation)"
 t "$R" sample "$T/ratlip" --caption "a small red circle at the top left on a blue background" --caption "a large green star" \
