@@ -9,7 +9,7 @@ import sys
 import time
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def make(d, count):
@@ -20,7 +20,6 @@ def make(d, count):
         w, h = 500, 375
         # Smooth gradients, a few ellipses and noise, saved at quality 90 like a photo.
         img = Image.linear_gradient("L").resize((w, h)).convert("RGB")
-        from PIL import ImageDraw
         dr = ImageDraw.Draw(img)
         for _ in range(6):
             x, y = rs.randrange(w), rs.randrange(h)

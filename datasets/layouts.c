@@ -277,12 +277,6 @@ static gboolean walk(const char *root, const char *rel, GPtrArray *out, GError *
 
 static int cmp_str(gconstpointer a, gconstpointer b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-static guint64 fnv1a64(const char *s) {
-  guint64 h = 14695981039346656037ull;
-  for (; *s; s++) h = (h ^ (guint8)*s) * 1099511628211ull;
-  return h;
-}
-
 static gboolean build_folder(RatModule *m, GError **error) {
   const LayoutOptions *o = RAT_MODULE_OPTIONS(m, LayoutOptions);
   LayoutPriv *p = RAT_MODULE_PRIV(m, LayoutPriv);
@@ -343,7 +337,7 @@ static gboolean build_folder(RatModule *m, GError **error) {
         in_test = g_hash_table_contains(test, stem);
         matched += in_test;
       } else {
-        in_test = (double)(fnv1a64(stem) % 1000000) < o->test_ratio * 1e6;
+        in_test = (double)(rat_fnv1a64(stem) % 1000000) < o->test_ratio * 1e6;
       }
       g_ptr_array_add(p->items[in_test ? 1 : 0], it);
     }

@@ -44,21 +44,9 @@ static const RatArgSpec dfg_args[] = {
 };
 
 typedef struct {
-  RatModule *a0, *a1;
-} Fuse;
-
-typedef struct {
-  gint64 cin, cout;
-  gboolean learnable_sc;
-  RatConv c_sc;
-  RatModule *c1, *c2;
-  Fuse fuse1, fuse2;
-} GBlock;
-
-typedef struct {
   gint64 E, cond_dim;
   RatLinear fc;
-  GBlock gb[MAX_BLOCKS];
+  RatGBlock gb[MAX_BLOCKS];
   int n;
   RatConv to_rgb;
 } DfgPriv;
@@ -73,27 +61,6 @@ static gboolean dfg_check(const RatModuleType *type, const void *options, const 
     return FALSE;
   }
   return TRUE;
-}
-
-static gboolean build_fuse(RatModule *m, const RatModuleSpec *spec, const char *name, RatBuildContext *ctx, gint64 ch,
-                           Fuse *f, GError **error) {
-  ctx->channels = ch;
-  ctx->out_channels = 0;
-  char *n0 = g_strdup_printf("%s.affine0", name), *n1 = g_strdup_printf("%s.affine1", name);
-  f->a0 = rat_module_build_child(m, spec, n0, RAT_KIND_CONDITIONER, ctx, error);
-  f->a1 = f->a0 ? rat_module_build_child(m, spec, n1, RAT_KIND_CONDITIONER, ctx, error) : NULL;
-  g_free(n0);
-  g_free(n1);
-  return f->a1 != NULL;
-}
-
-static RatModule *build_block(RatModule *m, const RatModuleSpec *spec, const char *name, RatBuildContext *ctx,
-                              gint64 cin, gint64 cout, GError **error) {
-  ctx->channels = cin;
-  ctx->out_channels = cout;
-  RatModule *b = rat_module_build_child(m, spec, name, RAT_KIND_BLOCK, ctx, error);
-  ctx->out_channels = 0;
-  return b;
 }
 
 /* Widths nf min(2^i, 8), i = 0 .. log2(S) - 2 (DF-GAN's get_G_in_out_chs / get_D_in_out_chs). */
@@ -128,47 +95,19 @@ static gboolean dfg_build(RatModule *m, const RatBuildContext *ctx0, GError **er
     return FALSE;
   }
   rat_linear_layer_init(&p->fc, m, &ctx, "fc", o->z_dim, 8 * o->nf * 16, TRUE);
-  gint64 first = 8 * o->nf;
-  for (int k = 0; k < p->n; k++) {
-    GBlock *b = &p->gb[k];
-    b->cin = w[nw - 1 - k];
-    b->cout = w[nw - 2 - k];
-    b->learnable_sc = b->cin != b->cout;
-    char *n;
-    if (b->learnable_sc) {
-      n = g_strdup_printf("blocks.%d.c_sc", k);
-      rat_conv_layer_init(&b->c_sc, m, &ctx, n, b->cin, b->cout, 1, 1, 0, TRUE);
-      g_free(n);
-    }
-    n = g_strdup_printf("blocks.%d.fuse1", k);
-    gboolean ok = build_fuse(m, o->block_fusion, n, &ctx, b->cin, &b->fuse1, error);
-    g_free(n);
-    if (!ok) return FALSE;
-    n = g_strdup_printf("blocks.%d.c1", k);
-    b->c1 = build_block(m, o->block_conv, n, &ctx, b->cin, b->cout, error);
-    g_free(n);
-    if (!b->c1) return FALSE;
-    n = g_strdup_printf("blocks.%d.fuse2", k);
-    ok = build_fuse(m, o->block_fusion, n, &ctx, b->cout, &b->fuse2, error);
-    g_free(n);
-    if (!ok) return FALSE;
-    n = g_strdup_printf("blocks.%d.c2", k);
-    b->c2 = build_block(m, o->block_conv, n, &ctx, b->cout, b->cout, error);
-    g_free(n);
-    if (!b->c2) return FALSE;
-  }
-  if (p->gb[0].cin != first) {
+  if (w[nw - 1] != 8 * o->nf) {
     g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: image_size %" G_GINT64_FORMAT " is too small for the 8 nf code "
                 "(need at least 32)", m->path, o->image_size);
     return FALSE;
   }
+  for (int k = 0; k < p->n; k++) {
+    char *n = g_strdup_printf("blocks.%d", k);
+    gboolean ok = rat_gblock_build(m, n, o->block_fusion, o->block_conv, &ctx, w[nw - 1 - k], w[nw - 2 - k], &p->gb[k], error);
+    g_free(n);
+    if (!ok) return FALSE;
+  }
   rat_conv_layer_init(&p->to_rgb, m, &ctx, "to_rgb", o->nf, 3, 3, 1, 1, TRUE);
   return TRUE;
-}
-
-static RatTensor *fuse(const Fuse *f, RatTensor *x, RatTensor *cond, RatCondState *st) {
-  x = rat_leaky_relu(rat_conditioner_forward(f->a0, x, cond, st), 0.2f);
-  return rat_leaky_relu(rat_conditioner_forward(f->a1, x, cond, st), 0.2f);
 }
 
 static RatTensor *dfg_forward(RatModule *m, RatTensor *z, RatTensor *s) {
@@ -182,14 +121,7 @@ static RatTensor *dfg_forward(RatModule *m, RatTensor *z, RatTensor *s) {
   RatCondState *st = rat_cond_state_new();
   rat_cond_state_set_noise(st, z);
   RatTensor *h = rat_reshape(rat_linear_layer(&p->fc, z), RAT_SHAPE(B, 8 * o->nf, 4, 4));
-  for (int k = 0; k < p->n; k++) {
-    GBlock *b = &p->gb[k];
-    h = rat_upsample_nearest(h, (int)h->shape[2] * 2, (int)h->shape[3] * 2);
-    RatTensor *sc = b->learnable_sc ? rat_conv_layer(&b->c_sc, h) : h;
-    RatTensor *r = rat_block_forward(b->c1, fuse(&b->fuse1, h, cond, st));
-    r = rat_block_forward(b->c2, fuse(&b->fuse2, r, cond, st));
-    h = rat_add(sc, r);
-  }
+  for (int k = 0; k < p->n; k++) h = rat_gblock(&p->gb[k], h, 8 << k, cond, st); /* nearest x2 from 4 x 4 */
   rat_cond_state_free(st);
   RatTensor *x = rat_conv_layer(&p->to_rgb, rat_leaky_relu(h, 0.2f));
   return o->tanh ? rat_tanh(x) : x;

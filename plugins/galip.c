@@ -56,23 +56,10 @@ static const RatArgSpec galip_args[] = {
 };
 
 typedef struct {
-  RatModule *a0, *a1;
-} Fuse;
-
-typedef struct {
   RatConv conv1;
   RatModule *conv2;
-  Fuse fuse1, fuse2;
+  RatFuseBlock fuse1, fuse2;
 } MBlock;
-
-typedef struct {
-  int size;
-  gint64 cin, cout;
-  gboolean learnable_sc;
-  RatConv c_sc;
-  RatModule *c1, *c2;
-  Fuse fuse1, fuse2;
-} GBlock;
 
 typedef struct {
   RatClip *clip;
@@ -80,32 +67,12 @@ typedef struct {
   RatLinear fc_code, fc_prompt;
   MBlock m[MAX_MAP];
   RatConv conv_fuse, conv;
-  GBlock gb[MAX_GBLOCKS];
+  RatGBlock gb[MAX_GBLOCKS];
+  int gb_size[MAX_GBLOCKS];
   int n_gb;
   RatConv to_rgb;
   int prompt_at[1024]; /* CLIP block -> prompt index + 1 (0: none) */
 } GalipPriv;
-
-static gboolean build_fuse(RatModule *m, const RatModuleSpec *spec, const char *name, RatBuildContext *ctx, gint64 ch,
-                           Fuse *f, GError **error) {
-  ctx->channels = ch;
-  ctx->out_channels = 0;
-  char *n0 = g_strdup_printf("%s.affine0", name), *n1 = g_strdup_printf("%s.affine1", name);
-  f->a0 = rat_module_build_child(m, spec, n0, RAT_KIND_CONDITIONER, ctx, error);
-  f->a1 = f->a0 ? rat_module_build_child(m, spec, n1, RAT_KIND_CONDITIONER, ctx, error) : NULL;
-  g_free(n0);
-  g_free(n1);
-  return f->a1 != NULL;
-}
-
-static RatModule *build_block(RatModule *m, const RatModuleSpec *spec, const char *name, RatBuildContext *ctx,
-                              gint64 cin, gint64 cout, GError **error) {
-  ctx->channels = cin;
-  ctx->out_channels = cout;
-  RatModule *b = rat_module_build_child(m, spec, name, RAT_KIND_BLOCK, ctx, error);
-  ctx->out_channels = 0;
-  return b;
-}
 
 /* The G_Block plan for a CLIP grid g and output side S: targets every power of two p with g < p < S, then S;
  * channels [8 nf] + [nf min(2^i, 8) for i = n-1 .. 0] (224 with g = 7: 8,16,32,64,128,224 and
@@ -173,15 +140,15 @@ static gboolean galip_build(RatModule *m, const RatBuildContext *ctx0, GError **
     rat_conv_layer_init(&b->conv1, m, &ctx, n, cc_ch, o->mid_channels, 3, 1, 1, TRUE);
     g_free(n);
     n = g_strdup_printf("mapping.%d.fuse1", k);
-    gboolean ok = build_fuse(m, o->adapter_fusion, n, &ctx, o->mid_channels, &b->fuse1, error);
+    gboolean ok = rat_fuse_block_build(m, o->adapter_fusion, n, &ctx, o->mid_channels, &b->fuse1, error);
     g_free(n);
     if (!ok) return FALSE;
     n = g_strdup_printf("mapping.%d.conv2", k);
-    b->conv2 = build_block(m, o->adapter_conv, n, &ctx, o->mid_channels, cc_ch, error);
+    b->conv2 = rat_gan_slot_block_build(m, o->adapter_conv, n, &ctx, o->mid_channels, cc_ch, error);
     g_free(n);
     if (!b->conv2) return FALSE;
     n = g_strdup_printf("mapping.%d.fuse2", k);
-    ok = build_fuse(m, o->adapter_fusion, n, &ctx, cc_ch, &b->fuse2, error);
+    ok = rat_fuse_block_build(m, o->adapter_fusion, n, &ctx, cc_ch, &b->fuse2, error);
     g_free(n);
     if (!ok) return FALSE;
   }
@@ -193,41 +160,14 @@ static gboolean galip_build(RatModule *m, const RatBuildContext *ctx0, GError **
   gint64 chans[MAX_GBLOCKS + 1];
   p->n_gb = plan(g, o->image_size, o->nf, sizes, chans);
   for (int k = 0; k < p->n_gb; k++) {
-    GBlock *b = &p->gb[k];
-    b->size = sizes[k];
-    b->cin = chans[k];
-    b->cout = chans[k + 1];
-    b->learnable_sc = b->cin != b->cout;
-    char *n;
-    if (b->learnable_sc) {
-      n = g_strdup_printf("blocks.%d.c_sc", k);
-      rat_conv_layer_init(&b->c_sc, m, &ctx, n, b->cin, b->cout, 1, 1, 0, TRUE);
-      g_free(n);
-    }
-    n = g_strdup_printf("blocks.%d.fuse1", k);
-    gboolean ok = build_fuse(m, o->block_fusion, n, &ctx, b->cin, &b->fuse1, error);
+    p->gb_size[k] = sizes[k];
+    char *n = g_strdup_printf("blocks.%d", k);
+    gboolean ok = rat_gblock_build(m, n, o->block_fusion, o->block_conv, &ctx, chans[k], chans[k + 1], &p->gb[k], error);
     g_free(n);
     if (!ok) return FALSE;
-    n = g_strdup_printf("blocks.%d.c1", k);
-    b->c1 = build_block(m, o->block_conv, n, &ctx, b->cin, b->cout, error);
-    g_free(n);
-    if (!b->c1) return FALSE;
-    n = g_strdup_printf("blocks.%d.fuse2", k);
-    ok = build_fuse(m, o->block_fusion, n, &ctx, b->cout, &b->fuse2, error);
-    g_free(n);
-    if (!ok) return FALSE;
-    n = g_strdup_printf("blocks.%d.c2", k);
-    b->c2 = build_block(m, o->block_conv, n, &ctx, b->cout, b->cout, error);
-    g_free(n);
-    if (!b->c2) return FALSE;
   }
   rat_conv_layer_init(&p->to_rgb, m, &ctx, "to_rgb", o->nf, 3, 3, 1, 1, TRUE);
   return TRUE;
-}
-
-static RatTensor *fuse(const Fuse *f, RatTensor *x, RatTensor *cond, RatCondState *st) {
-  x = rat_leaky_relu(rat_conditioner_forward(f->a0, x, cond, st), 0.2f);
-  return rat_leaky_relu(rat_conditioner_forward(f->a1, x, cond, st), 0.2f);
 }
 
 /* The frozen CLIP on the bridge feature F [B,D,g,g] with prompts [B,P,D] -> M [B,D,g,g]. */
@@ -261,8 +201,8 @@ static RatTensor *galip_forward(RatModule *m, RatTensor *z, RatTensor *s) {
   RatTensor *h = rat_reshape(rat_linear_layer(&p->fc_code, z), RAT_SHAPE(B, o->code_channels, g, g));
   for (int k = 0; k < o->map_num; k++) {
     MBlock *b = &p->m[k];
-    RatTensor *r = fuse(&b->fuse1, rat_conv_layer(&b->conv1, h), cond, st);
-    r = fuse(&b->fuse2, rat_block_forward(b->conv2, r), cond, st);
+    RatTensor *r = rat_fuse_block(&b->fuse1, rat_conv_layer(&b->conv1, h), cond, st);
+    r = rat_fuse_block(&b->fuse2, rat_block_forward(b->conv2, r), cond, st);
     h = rat_add(h, r);
   }
   RatTensor *F = rat_conv_layer(&p->conv_fuse, h);
@@ -271,14 +211,7 @@ static RatTensor *galip_forward(RatModule *m, RatTensor *z, RatTensor *s) {
                                           : NULL;
   RatTensor *M = clip_mapper(p, F, prompts);
   h = rat_conv_layer(&p->conv, rat_add(F, rat_mul_scalar(M, (float)o->bridge_scale)));
-  for (int k = 0; k < p->n_gb; k++) {
-    GBlock *b = &p->gb[k];
-    h = rat_upsample_nearest(h, b->size, b->size);
-    RatTensor *sc = b->learnable_sc ? rat_conv_layer(&b->c_sc, h) : h;
-    RatTensor *r = rat_block_forward(b->c1, fuse(&b->fuse1, h, cond, st));
-    r = rat_block_forward(b->c2, fuse(&b->fuse2, r, cond, st));
-    h = rat_add(sc, r);
-  }
+  for (int k = 0; k < p->n_gb; k++) h = rat_gblock(&p->gb[k], h, p->gb_size[k], cond, st);
   rat_cond_state_free(st);
   RatTensor *x = rat_conv_layer(&p->to_rgb, rat_leaky_relu(h, 0.2f));
   return o->tanh ? rat_tanh(x) : x;

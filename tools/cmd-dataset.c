@@ -253,10 +253,8 @@ static int dataset_preview(int argc, char **argv) {
       paste(sheet, img, x, y, size);
       rat_image_free(img);
     } else {
-      char *name = rat_dataset_item_name(m, split, item);
       fprintf(stderr, "ratfw dataset preview: %s\n", e->message);
       rat_draw_text(sheet, x + 2, y + size / 2, "unreadable", 1, red);
-      g_free(name);
       g_error_free(e);
       bad++;
     }

@@ -851,24 +851,34 @@ static char *find_helper(const char *name) {
   return found;
 }
 
+static gboolean spawn_ok(char **argv_, GError **e) {
+  gint wait = 0;
+  return g_spawn_sync(NULL, argv_, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL, &wait, e) &&
+         g_spawn_check_wait_status(wait, NULL);
+}
+
+/* A benchmark script: the source tree's bench/NAME, else the installed copy in the package data directory. */
+static char *bench_script(const char *name) {
+  char *script = g_build_filename(RATFW_SRCDIR, "bench", name, NULL);
+  if (!g_file_test(script, G_FILE_TEST_EXISTS)) {
+    g_free(script);
+    script = g_build_filename(RATFW_PKGDATADIR, name, NULL);
+  }
+  return script;
+}
+
 /* `ratfw bench clip`: ViT-B/32 encoding throughput (random weights), then the same in PyTorch with --torch. */
 static int bench_clip(gboolean quick, gboolean torch) {
   char *bin = find_helper("bench-clip");
   if (!bin) return fail(EXIT_RUN, "bench", "bench-clip not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
   const char *reps = quick ? "2" : "5";
   char *argv_c[] = {bin, "8", (char *)reps, NULL};
-  gint wait = 0;
   GError *e = NULL;
-  int st = EXIT_OK;
-  if (!g_spawn_sync(NULL, argv_c, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL, &wait, &e) ||
-      !g_spawn_check_wait_status(wait, NULL))
-    st = EXIT_RUN;
+  int st = spawn_ok(argv_c, &e) ? EXIT_OK : EXIT_RUN;
   if (st == EXIT_OK && torch) {
-    char *script = g_build_filename(RATFW_SRCDIR, "bench", "bench_clip.py", NULL);
+    char *script = bench_script("bench_clip.py");
     char *argv_p[] = {"/usr/bin/python3", script, "8", (char *)reps, NULL};
-    if (!g_spawn_sync(NULL, argv_p, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL, &wait, &e) ||
-        !g_spawn_check_wait_status(wait, NULL))
-      st = EXIT_RUN;
+    if (!spawn_ok(argv_p, &e)) st = EXIT_RUN;
     g_free(script);
   }
   if (e) {
@@ -879,22 +889,12 @@ static int bench_clip(gboolean quick, gboolean torch) {
   return st;
 }
 
-static gboolean spawn_ok(char **argv_, GError **e) {
-  gint wait = 0;
-  return g_spawn_sync(NULL, argv_, NULL, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, NULL, NULL, &wait, e) &&
-         g_spawn_check_wait_status(wait, NULL);
-}
-
 /* Input pipeline: ratfw's decode + augmentation against PIL + torchvision on the same JPEGs (made once by
  * bench_data.py --make into ~/.cache/ratfw/bench-data, which needs python3-pil). */
 static int bench_data(gboolean quick, gboolean torch) {
   char *bin = find_helper("bench-data");
   if (!bin) return fail(EXIT_RUN, "bench", "bench-data not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
-  char *script = g_build_filename(RATFW_SRCDIR, "bench", "bench_data.py", NULL);
-  if (!g_file_test(script, G_FILE_TEST_EXISTS)) {
-    g_free(script);
-    script = g_build_filename(RATFW_PKGDATADIR, "bench_data.py", NULL);
-  }
+  char *script = bench_script("bench_data.py");
   char *dir = g_build_filename(g_get_user_cache_dir(), "ratfw", "bench-data", NULL);
   const char *passes = quick ? "1" : "3";
   GError *e = NULL;
@@ -936,7 +936,7 @@ static int bench_gan(gboolean quick, gboolean torch) {
   GError *e = NULL;
   int st = spawn_ok(argv_c, &e) ? EXIT_OK : EXIT_RUN;
   if (st == EXIT_OK && torch) {
-    char *script = g_build_filename(RATFW_SRCDIR, "bench", "bench_gan.py", NULL);
+    char *script = bench_script("bench_gan.py");
     char *argv_p[] = {"/usr/bin/python3", script, "32", (char *)reps, NULL};
     if (!spawn_ok(argv_p, &e)) st = fail(EXIT_RUN, "bench", "the PyTorch side failed (needs python3-torch and the "
                                           "source tree's tools/reference)%s%s", e ? ": " : "", e ? e->message : "");
@@ -975,11 +975,7 @@ static int cmd_bench(int argc, char **argv) {
   if (!bin) return fail(EXIT_RUN, "bench", "bench-ops not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
   GPtrArray *args = g_ptr_array_new_with_free_func(g_free);
   if (torch) {
-    char *script = g_build_filename(RATFW_SRCDIR, "bench", "run-bench-ops.sh", NULL);
-    if (!g_file_test(script, G_FILE_TEST_EXISTS)) {
-      g_free(script);
-      script = g_build_filename(RATFW_PKGDATADIR, "run-bench-ops.sh", NULL);
-    }
+    char *script = bench_script("run-bench-ops.sh");
     g_ptr_array_add(args, g_strdup("/bin/sh"));
     g_ptr_array_add(args, script);
     g_setenv("BENCH_OPS_BIN", bin, TRUE);

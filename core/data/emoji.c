@@ -23,7 +23,7 @@ char *rat_emoji_default_dir(void) {
   return g_build_filename(g_get_user_cache_dir(), "ratfw", "emoji", "package", NULL);
 }
 
-static guint64 fnv1a64(const char *s) {
+guint64 rat_fnv1a64(const char *s) {
   guint64 h = 0xcbf29ce484222325ull;
   for (; *s; s++) {
     h ^= (guint8)*s;
@@ -104,7 +104,7 @@ static void add_item(RatEmojiSet *set, const char *img_dir, JsonObject *base, co
   it->category = g_string_chunk_insert_const(c, cat ? cat : "");
   it->subcategory = g_string_chunk_insert_const(c, sub ? sub : "");
   it->skin_tone = tone ? g_string_chunk_insert_const(c, tone) : NULL;
-  it->split = fnv1a64(base_unified) % 10 == 0 ? RAT_SPLIT_TEST : RAT_SPLIT_TRAIN;
+  it->split = rat_fnv1a64(base_unified) % 10 == 0 ? RAT_SPLIT_TEST : RAT_SPLIT_TRAIN;
 
   GPtrArray *sn = g_ptr_array_new_with_free_func(g_free);
   JsonNode *snn = json_object_get_member(base, "short_names");

@@ -183,6 +183,24 @@ def encode_text(W, ids):
     return x[torch.arange(x.shape[0]), ids.argmax(dim=-1)] @ W["text_projection"]
 
 
+def prompted_mapper(W, Fb, prompts, prompt_blocks):
+    """GALIP's CLIP mapper (reference §2.4): the bridge feature Fb [B, D, g, g] as patch tokens after the class token,
+    positions and ln_pre; vision block i sees prompt j as an extra token when prompt_blocks[j] == i (dropped after
+    it); the patch tokens of the last block as [B, D, g, g]."""
+    Bn, D, g = Fb.shape[0], Fb.shape[1], Fb.shape[2]
+    x = Fb.reshape(Bn, D, g * g).transpose(1, 2)
+    x = torch.cat([W["visual.class_embedding"].expand(Bn, 1, D), x], 1) + W["visual.positional_embedding"]
+    x = F.layer_norm(x, (D,), W["visual.ln_pre.weight"], W["visual.ln_pre.bias"], 1e-5)
+    T = x.shape[1]
+    for i in range(CFG["vision_layers"]):
+        if i in prompt_blocks:
+            j = prompt_blocks.index(i)
+            x = vblock(W, i, torch.cat([x, prompts[:, j:j + 1]], 1))[:, :T]
+        else:
+            x = vblock(W, i, x)
+    return x[:, 1:].transpose(1, 2).reshape(Bn, D, g, g)
+
+
 def galip_transform(x, size):
     mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
     std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)

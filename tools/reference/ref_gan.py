@@ -180,18 +180,7 @@ class Model:
         Fb = self.conv2d(g + ".mapping.conv_fuse", h, 2)
         prompts = F.linear(cond, P[g + ".mapping.fc_prompt.weight"], P[g + ".mapping.fc_prompt.bias"])
         prompts = prompts.reshape(Bn, len(PROMPTS), VW)
-        # the frozen CLIP on the bridge feature: class token, positions, ln_pre, blocks with prompt tokens
-        x = Fb.reshape(Bn, VW, GRID * GRID).transpose(1, 2)
-        x = torch.cat([W["visual.class_embedding"].expand(Bn, 1, VW), x], 1) + W["visual.positional_embedding"]
-        x = F.layer_norm(x, (VW,), W["visual.ln_pre.weight"], W["visual.ln_pre.bias"], 1e-5)
-        T = x.shape[1]
-        for i in range(LAYERS):
-            if i in PROMPTS:
-                j = PROMPTS.index(i)
-                x = RC.vblock(W, i, torch.cat([x, prompts[:, j:j + 1]], 1))[:, :T]
-            else:
-                x = RC.vblock(W, i, x)
-        M = x[:, 1:].transpose(1, 2).reshape(Bn, VW, GRID, GRID)
+        M = RC.prompted_mapper(W, Fb, prompts, PROMPTS)
         h = self.conv2d(g + ".mapping.conv", Fb + 0.1 * M, 2)
         sizes, chans = self.plan()
         for k, S in enumerate(sizes):
@@ -236,6 +225,40 @@ class Model:
         return F.conv2d(h, P["discriminator.joint_conv.2.weight"]).reshape(-1)
 
 
+def d_step(out, m, dnames, lr, leaves, L_real, L_mis, L_fake):
+    """MA-GP on the (image input, sentence) leaves, L_D, the penalty's own gradient ("pgrad.*": D's second order,
+    stored separately because within L_D it is small next to the hinges), every D gradient ("dgrad.*") and one
+    Adam step (lr 4e-4, betas (0, 0.9))."""
+    gx, gs = torch.autograd.grad(lr.sum(), leaves, create_graph=True)
+    nsq = gx.reshape(B, -1).pow(2).sum(1) + gs.pow(2).sum(1)
+    L_gp = 2.0 * nsq.pow(3).mean()
+    L_D = L_real + (L_fake + L_mis) / 2 + L_gp
+    dparams = [m.P[k] for k in dnames]
+    pgrads = torch.autograd.grad(L_gp, dparams, retain_graph=True, allow_unused=True)
+    for k, p, gr in zip(dnames, dparams, pgrads):
+        out["pgrad." + k] = torch.zeros_like(p) if gr is None else gr
+    dgrads = torch.autograd.grad(L_D, dparams, allow_unused=True)
+    for k, p, gr in zip(dnames, dparams, dgrads):
+        gr = torch.zeros_like(p) if gr is None else gr
+        out["dgrad." + k] = gr
+        p.grad = gr.detach().clone()
+    torch.optim.Adam(dparams, lr=4e-4, betas=(0.0, 0.9), eps=1e-8).step()
+    out.update(L_real=L_real.reshape(1), L_mis=L_mis.reshape(1), L_fake=L_fake.reshape(1), L_gp=L_gp.reshape(1),
+               L_D=L_D.reshape(1))
+    return L_D, L_gp
+
+
+def g_grads(out, m, gnames, L_G):
+    """Every G gradient ("ggrad.*"), also left in .grad for an optimiser step; returns G's parameters."""
+    gparams = [m.P[k] for k in gnames]
+    ggrads = torch.autograd.grad(L_G, gparams, allow_unused=True)
+    for k, p, gr in zip(gnames, gparams, ggrads):
+        gr = torch.zeros_like(p) if gr is None else gr
+        out["ggrad." + k] = gr
+        p.grad = gr.detach().clone()
+    return gparams
+
+
 def run(ratlip, name):
     seed(7 if ratlip else 5)
     W = RC.make_weights()
@@ -277,35 +300,14 @@ def run(ratlip, name):
     fake = m.G(W, z, s)
     Xf, ef = m.encode(W, fake)
     L_fake = F.relu(1 + m.logits(m.features(Xf.detach()), s)).mean()
-    gx, gs = torch.autograd.grad(lr.sum(), (Xr, s_leaf), create_graph=True)
-    nsq = gx.reshape(B, -1).pow(2).sum(1) + gs.pow(2).sum(1)
-    L_gp = 2.0 * nsq.pow(3).mean()
-    L_D = L_real + (L_fake + L_mis) / 2 + L_gp
-    dparams = [m.P[k] for k in dnames]
-    # the penalty's own gradient (D's second order), stored separately: within L_D it is small next to the hinges
-    pgrads = torch.autograd.grad(L_gp, dparams, retain_graph=True, allow_unused=True)
-    for k, p, gr in zip(dnames, dparams, pgrads):
-        out["pgrad." + k] = torch.zeros_like(p) if gr is None else gr
-    dgrads = torch.autograd.grad(L_D, dparams, allow_unused=True)
-    for k, p, gr in zip(dnames, dparams, dgrads):
-        gr = torch.zeros_like(p) if gr is None else gr
-        out["dgrad." + k] = gr
-        p.grad = gr.detach().clone()
-    torch.optim.Adam(dparams, lr=4e-4, betas=(0.0, 0.9), eps=1e-8).step()
-    out.update(L_real=L_real.reshape(1), L_mis=L_mis.reshape(1), L_fake=L_fake.reshape(1), L_gp=L_gp.reshape(1),
-               L_D=L_D.reshape(1))
+    L_D, L_gp = d_step(out, m, dnames, lr, (Xr, s_leaf), L_real, L_mis, L_fake)
 
     # ---- G step with the updated D, reusing the fake's CLIP encoding ----
     lg = m.logits(m.features(Xf), s)
     L_adv = -lg.mean()
     sim = F.cosine_similarity(ef, s, dim=1, eps=1e-8).mean()
     L_G = L_adv - 4.0 * sim
-    gparams = [m.P[k] for k in gnames]
-    ggrads = torch.autograd.grad(L_G, gparams, allow_unused=True)
-    for k, p, gr in zip(gnames, gparams, ggrads):
-        gr = torch.zeros_like(p) if gr is None else gr
-        out["ggrad." + k] = gr
-        p.grad = gr.detach().clone()
+    gparams = g_grads(out, m, gnames, L_G)
     torch.optim.Adam(gparams, lr=1e-4, betas=(0.0, 0.9), eps=1e-8).step()
     for k, v in m.buf.items():  # batch norm's running statistics after the one training-mode forward
         out["g1." + k] = v.clone()
@@ -419,27 +421,9 @@ def run_dfgan(name):
     L_mis = F.relu(1 + m.logits(torch.cat([fr[1:], fr[0:1]], 0), s_leaf)).mean()
     fake = m.G(z, s)
     L_fake = F.relu(1 + m.logits(m.features(fake.detach()), s)).mean()
-    gx, gs = torch.autograd.grad(lr.sum(), (x_leaf, s_leaf), create_graph=True)
-    nsq = gx.reshape(B, -1).pow(2).sum(1) + gs.pow(2).sum(1)
-    L_gp = 2.0 * nsq.pow(3).mean()
-    L_D = L_real + (L_fake + L_mis) / 2 + L_gp
-    dparams = [m.P[k] for k in dnames]
-    pgrads = torch.autograd.grad(L_gp, dparams, retain_graph=True, allow_unused=True)
-    for k, p, gr in zip(dnames, dparams, pgrads):
-        out["pgrad." + k] = torch.zeros_like(p) if gr is None else gr
-    dgrads = torch.autograd.grad(L_D, dparams, allow_unused=True)
-    for k, p, gr in zip(dnames, dparams, dgrads):
-        gr = torch.zeros_like(p) if gr is None else gr
-        out["dgrad." + k] = gr
-        p.grad = gr.detach().clone()
-    torch.optim.Adam(dparams, lr=4e-4, betas=(0.0, 0.9), eps=1e-8).step()
-    out.update(L_real=L_real.reshape(1), L_mis=L_mis.reshape(1), L_fake=L_fake.reshape(1), L_gp=L_gp.reshape(1),
-               L_D=L_D.reshape(1))
+    L_D, L_gp = d_step(out, m, dnames, lr, (x_leaf, s_leaf), L_real, L_mis, L_fake)
     L_adv = -m.logits(m.features(fake), s).mean()
-    gparams = [m.P[k] for k in gnames]
-    ggrads = torch.autograd.grad(L_adv, gparams, allow_unused=True)
-    for k, p, gr in zip(gnames, gparams, ggrads):
-        out["ggrad." + k] = torch.zeros_like(p) if gr is None else gr
+    g_grads(out, m, gnames, L_adv)
     out.update(L_adv=L_adv.reshape(1), L_G=L_adv.reshape(1))
     print(f"{name}: L_D {L_D.item():.6f} (real {L_real.item():.4f} fake {L_fake.item():.4f} mis {L_mis.item():.4f} "
           f"gp {L_gp.item():.3g}), L_G {L_adv.item():.6f}; {len(gnames)} G and {len(dnames)} D tensors")

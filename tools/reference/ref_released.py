@@ -148,17 +148,7 @@ class Adapter(nn.Module):
         for blk in self.FBlocks:
             h = blk(h, c)
         Fb = self.conv_fuse(h)
-        x = Fb.reshape(Bn, VW, GRID * GRID).transpose(1, 2)
-        x = torch.cat([W["visual.class_embedding"].expand(Bn, 1, VW), x], 1) + W["visual.positional_embedding"]
-        x = F.layer_norm(x, (VW,), W["visual.ln_pre.weight"], W["visual.ln_pre.bias"], 1e-5)
-        T = x.shape[1]
-        for i in range(LAYERS):
-            if i in PROMPTS:
-                j = PROMPTS.index(i)
-                x = RC.vblock(W, i, torch.cat([x, prompts[:, j:j + 1]], 1))[:, :T]
-            else:
-                x = RC.vblock(W, i, x)
-        M = x[:, 1:].transpose(1, 2).reshape(Bn, VW, GRID, GRID)
+        M = RC.prompted_mapper(W, Fb, prompts, PROMPTS)
         return self.conv(Fb + 0.1 * M)
 
 

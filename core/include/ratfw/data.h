@@ -110,6 +110,9 @@ RatTensor *rat_transform_image(const RatTransform *t, const RatImage *img, RatRn
 RatTensor *rat_transform_load_batch(const RatTransform *t, const char *const *paths, guint n, const int *boxes,
                                     guint64 seed, guint64 base_index, GError **error);
 
+/* FNV-1a 64-bit hash of a string: the stable split rule of the emoji and folder datasets. */
+guint64 rat_fnv1a64(const char *s);
+
 /* ---- Python pickles of string lists (core/data/pickle.c) ------------------------------------------------
  * Reads what pickle.dump(list_or_tuple_of_str_or_bytes) writes at protocols 2, 3 and 4 (and Python 2's str
  * opcodes): PROTO FRAME EMPTY_LIST EMPTY_TUPLE MARK LIST TUPLE TUPLE1-3 APPEND APPENDS BINUNICODE

@@ -12,6 +12,7 @@
 
 #include <ratfw/clip.h>
 #include <ratfw/config.h>
+#include <ratfw/layers.h>
 #include <ratfw/module.h>
 #include <ratfw/text.h>
 
@@ -52,6 +53,37 @@ RatTensor *rat_generator_forward(RatModule *g, RatTensor *z, RatTensor *sentence
 RatTensor *rat_discriminator_encode(RatModule *d, RatTensor *images, RatTensor **image_embedding);
 RatTensor *rat_discriminator_features(RatModule *d, RatTensor *x);
 RatTensor *rat_discriminator_logits(RatModule *d, RatTensor *features, RatTensor *sentence);
+
+/* ---- generator building blocks (core/gan/blocks.c) ------------------------------------------------------------
+ * Shared by the DF-GAN and GALIP/RATLIP generators; the conditioners and convolutions come from the generator's
+ * slots (module specs), so an ablation swaps them without code. */
+
+/* A block-kind child of @m from @spec, named @name, mapping cin -> cout channels. */
+RatModule *rat_gan_slot_block_build(RatModule *m, const RatModuleSpec *spec, const char *name, RatBuildContext *ctx,
+                                    gint64 cin, gint64 cout, GError **error);
+
+/* DF-GAN's deep fusion block (reference §2.6): LReLU_0.2(A1(LReLU_0.2(A0(x, c)), c)), A0 and A1 two conditioners
+ * "<name>.affine0" and "<name>.affine1" built from one spec for @channels channels. */
+typedef struct {
+  RatModule *a0, *a1;
+} RatFuseBlock;
+gboolean rat_fuse_block_build(RatModule *m, const RatModuleSpec *spec, const char *name, RatBuildContext *ctx,
+                              gint64 channels, RatFuseBlock *f, GError **error);
+RatTensor *rat_fuse_block(const RatFuseBlock *f, RatTensor *x, RatTensor *cond, RatCondState *st);
+
+/* The G_Block (reference §2.5): h = up_nearest(h, size); shortcut(h) + c2(fuse2(c1(fuse1(h, c)), c)), the
+ * shortcut a 1x1 conv with bias when cin != cout. Parameters "<name>.c_sc", ".fuse1", ".c1", ".fuse2", ".c2"
+ * (created in that order); c1/c2 from the @conv slot, the fusion affines from the @fusion slot. */
+typedef struct {
+  gint64 cin, cout;
+  gboolean learnable_sc;
+  RatConv c_sc;
+  RatModule *c1, *c2;
+  RatFuseBlock fuse1, fuse2;
+} RatGBlock;
+gboolean rat_gblock_build(RatModule *m, const char *name, const RatModuleSpec *fusion, const RatModuleSpec *conv,
+                          RatBuildContext *ctx, gint64 cin, gint64 cout, RatGBlock *b, GError **error);
+RatTensor *rat_gblock(const RatGBlock *b, RatTensor *h, int size, RatTensor *cond, RatCondState *st);
 
 /* ---- a GAN assembled from an experiment (core/gan/model.c) ----------------------------------------------------
  * The text encoder (frozen), the generator and (optionally) the discriminator of an experiment's model section,
