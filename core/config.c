@@ -653,7 +653,7 @@ static char *range_text(const RatArgSpec *a) {
 
 static const char *arg_type_name(RatArgType t) {
   static const char *const names[] = {"integer", "number", "boolean", "string", "choice", "path",
-                                      "list of integers", "module"};
+                                      "list of integers", "module", "list of stages"};
   return (guint)t < G_N_ELEMENTS(names) ? names[t] : "?";
 }
 
@@ -663,6 +663,70 @@ static const char *plain_value(const RatConfigNode *v) {
 
 static RatModuleSpec *parse_module(RatRegistry *reg, RatModuleKind kind, RatConfigNode *v, const char *default_type,
                                    const char *what, Diag *d, guint depth);
+
+static gboolean args_parse_diag(RatRegistry *reg, const RatArgSpec *args, guint n_args, RatConfigNode *node,
+                                const RatConfigNode *where, gpointer options, const char *what, Diag *d,
+                                guint depth);
+
+/* The keys of one generator stage (RatStage), validated like any argument table; `block` gets its kind from
+ * the stages argument. */
+typedef struct {
+  gint64 out, in, size;
+  RatModuleSpec *block;
+} StageOptions;
+static const RatArgSpec stage_args[] = {
+    RAT_ARG_I(StageOptions, out, NULL, 1, 1 << 20, "output channels of the stage"),
+    RAT_ARG_I(StageOptions, in, "0", 0, 1 << 20, "input channels (0: the previous stage's out; checked when given)"),
+    RAT_ARG_I(StageOptions, size, "0", 0, 1 << 16, "output side (0: the generator's plan)"),
+    RAT_ARG_M(StageOptions, block, RAT_KIND_GENERATOR_BLOCK, "~", "the block (default: the generator's `block`)"),
+};
+
+static gboolean parse_stages(RatRegistry *reg, const RatArgSpec *a, RatConfigNode *v, RatStageList *l,
+                             const char *what, Diag *d, guint depth) {
+  if (v->kind != RAT_NODE_SEQ || !v->values->len) {
+    diag_add(d, v, RAT_ERROR_CONFIG, "%s: '%s' expects a non-empty list of stages such as [{out: 256}, {out: 128, "
+             "block: {type: galip_block}}] (or ~ for the released plan), got %s", what, a->name,
+             v->kind == RAT_NODE_SEQ ? "an empty list" : plain_value(v));
+    return FALSE;
+  }
+  RatArgSpec sargs[G_N_ELEMENTS(stage_args)];
+  memcpy(sargs, stage_args, sizeof sargs);
+  sargs[3].module_kind = a->module_kind;
+  RatStage *st = g_new0(RatStage, v->values->len);
+  gboolean ok = TRUE;
+  for (guint i = 0; i < v->values->len; i++) {
+    RatConfigNode *it = v->values->pdata[i];
+    char *sub = g_strdup_printf("%s: stage %u of '%s'", what, i, a->name);
+    StageOptions so = {0};
+    if (it->kind != RAT_NODE_MAP) {
+      diag_add(d, it, RAT_ERROR_CONFIG, "%s: expected a mapping {out: ..., block: ...}, got %s", sub, plain_value(it));
+      ok = FALSE;
+    } else if (args_parse_diag(reg, sargs, G_N_ELEMENTS(sargs), it, it, &so, sub, d, depth + 1)) {
+      st[i] = (RatStage){.out = so.out, .in = so.in, .size = so.size, .block = so.block,
+                         .node = rat_config_node_ref(it)};
+    } else {
+      rat_args_clear(sargs, G_N_ELEMENTS(sargs), &so);
+      ok = FALSE;
+    }
+    if (it->kind == RAT_NODE_MAP && rat_config_get(it, "type"))
+      diag_add(d, rat_config_get(it, "type"), RAT_ERROR_CONFIG, "%s: a stage has no type; name the block type "
+               "under 'block: {type: ...}'", sub), ok = FALSE;
+    g_free(sub);
+  }
+  l->n = v->values->len;
+  l->v = st;
+  if (!ok) {
+    RatStageList tmp = *l;
+    l->n = 0;
+    l->v = NULL;
+    for (guint i = 0; i < tmp.n; i++) {
+      rat_module_spec_free(tmp.v[i].block);
+      if (tmp.v[i].node) rat_config_node_unref(tmp.v[i].node);
+    }
+    g_free(tmp.v);
+  }
+  return ok;
+}
 
 /* Parses one argument value @v into @dst. Returns FALSE (with a diagnostic) when invalid. */
 static gboolean parse_arg(RatRegistry *reg, const RatArgSpec *a, RatConfigNode *v, gpointer dst, const char *what,
@@ -781,6 +845,12 @@ static gboolean parse_arg(RatRegistry *reg, const RatArgSpec *a, RatConfigNode *
     *(RatModuleSpec **)dst = spec;
     return spec != NULL;
   }
+  case RAT_ARG_STAGES:
+    if (null) {
+      *(RatStageList *)dst = (RatStageList){0};
+      return TRUE;
+    }
+    return parse_stages(reg, a, v, dst, what, d, depth);
   }
   diag_add(d, v, RAT_ERROR_CONFIG, "%s: '%s' has an unknown argument type %d", what, a->name, (int)a->type);
   return FALSE;
@@ -878,6 +948,16 @@ void rat_args_clear(const RatArgSpec *args, guint n_args, gpointer options) {
     case RAT_ARG_MODULE:
       g_clear_pointer((RatModuleSpec **)p, rat_module_spec_free);
       break;
+    case RAT_ARG_STAGES: {
+      RatStageList *l = p;
+      for (guint k = 0; k < l->n; k++) {
+        rat_module_spec_free(l->v[k].block);
+        if (l->v[k].node) rat_config_node_unref(l->v[k].node);
+      }
+      g_clear_pointer(&l->v, g_free);
+      l->n = 0;
+      break;
+    }
     default:
       break;
     }
@@ -1026,6 +1106,20 @@ static void emit_args(GString *out, RatRegistry *reg, const RatArgSpec *args, gu
     case RAT_ARG_MODULE:
       emit_spec(out, reg, *(RatModuleSpec *const *)p, indent + 2);
       break;
+    case RAT_ARG_STAGES: {
+      const RatStageList *l = p;
+      if (!l->n) g_string_append(out, " ~\n");
+      else g_string_append_c(out, '\n');
+      for (guint k = 0; k < l->n; k++) {
+        const RatStage *sg = &l->v[k];
+        g_string_append_printf(out, "%*s- out: %" G_GINT64_FORMAT "\n", indent + 2, "", sg->out);
+        g_string_append_printf(out, "%*sin: %" G_GINT64_FORMAT "\n", indent + 4, "", sg->in);
+        g_string_append_printf(out, "%*ssize: %" G_GINT64_FORMAT "\n", indent + 4, "", sg->size);
+        g_string_append_printf(out, "%*sblock:", indent + 4, "");
+        emit_spec(out, reg, sg->block, indent + 6);
+      }
+      break;
+    }
     }
   }
 }

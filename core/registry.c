@@ -62,7 +62,7 @@ static gboolean check_arg(RatRegistry *reg, const RatModuleType *type, const Rat
     g_set_error(error, RAT_ERROR, RAT_ERROR_FAILED, "type '%s': an argument has no name", type->name);
     return FALSE;
   }
-  if ((guint)a->type > RAT_ARG_MODULE) {
+  if ((guint)a->type > RAT_ARG_STAGES) {
     g_set_error(error, RAT_ERROR, RAT_ERROR_FAILED, "type '%s': argument '%s' has unknown type %d", type->name,
                 a->name, (int)a->type);
     return FALSE;
@@ -70,6 +70,7 @@ static gboolean check_arg(RatRegistry *reg, const RatModuleType *type, const Rat
   gsize need = a->type == RAT_ARG_INT || a->type == RAT_ARG_DOUBLE ? 8
                : a->type == RAT_ARG_BOOL                           ? sizeof(gboolean)
                : a->type == RAT_ARG_INT_LIST                       ? sizeof(RatIntList)
+               : a->type == RAT_ARG_STAGES                         ? sizeof(RatStageList)
                                                                    : sizeof(gpointer);
   if (a->offset + need > type->options_size) {
     g_set_error(error, RAT_ERROR, RAT_ERROR_FAILED,

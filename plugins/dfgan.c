@@ -14,7 +14,8 @@
  *       D_Block(x) = pool2(shortcut(x)) + gamma r,  r = LReLU(conv3x3(LReLU(conv4x4 stride 2(x)))), no biases,
  *       shortcut = 1x1 conv with bias when widths differ (constructed always, as released), gamma from 0
  *       widths nf min(2^i, 8) for i = 0 .. n                                [B, 8 nf, 4, 4]
- *   logits: concat(h, s tiled 4 x 4) -> conv3x3 (-> 2 nf, no bias) -> LReLU -> conv4x4 (-> 1, no bias)   [B]
+ *   logits: the `head` (plugins/heads.c); released NetC (dfgan_netc):
+ *           concat(h, s tiled 4 x 4) -> conv3x3 (-> 2 nf, no bias) -> LReLU -> conv4x4 (-> 1, no bias)   [B]
  * DF-GAN's own text encoder is the DAMSM BiLSTM (256-d); here the sentence comes from the experiment's text
  * encoder (its width is E). Losses: mismatch = features (roll the real features), MA-GP on pixels and sentence,
  * no CLIP similarity (train_gan: mismatch: features, sim_weight: 0). */
@@ -31,7 +32,8 @@
 typedef struct {
   gint64 nf, z_dim, image_size;
   gboolean tanh;
-  RatModuleSpec *block_fusion, *block_conv;
+  RatModuleSpec *block_fusion, *block_conv, *block;
+  RatStageList stages;
 } DfgOptions;
 
 static const RatArgSpec dfg_args[] = {
@@ -41,13 +43,18 @@ static const RatArgSpec dfg_args[] = {
     RAT_ARG_B(DfgOptions, tanh, "true", "tanh on the output (DF-GAN: yes)"),
     RAT_ARG_M(DfgOptions, block_fusion, RAT_KIND_CONDITIONER, "affine", "the affines of the G_Blocks' fusion blocks"),
     RAT_ARG_M(DfgOptions, block_conv, RAT_KIND_BLOCK, "conv", "the G_Blocks' c1 and c2"),
+    RAT_ARG_M(DfgOptions, block, RAT_KIND_GENERATOR_BLOCK, "dfgan_block",
+              "the block of every stage that names none (its fusion/conv default to block_fusion/block_conv)"),
+    RAT_ARG_STAGE_LIST(DfgOptions, stages, RAT_KIND_GENERATOR_BLOCK,
+                       "the trunk: ~ = the released plan (one dfgan_block per doubling from 4 x 4, widths 8 nf .. nf), "
+                       "or a list [{out: 256, block: {type: dfgan_block}}, ...] from 8 nf channels at 4 x 4 to "
+                       "image_size"),
 };
 
 typedef struct {
   gint64 E, cond_dim;
   RatLinear fc;
-  RatGBlock gb[MAX_BLOCKS];
-  int n;
+  RatGanStages stages;
   RatConv to_rgb;
 } DfgPriv;
 
@@ -87,26 +94,23 @@ static gboolean dfg_build(RatModule *m, const RatBuildContext *ctx0, GError **er
   ctx.cond_dim = p->cond_dim;
   ctx.z_dim = o->z_dim;
   gint64 w[MAX_BLOCKS + 2];
-  int nw = widths(o->nf, o->image_size, w);
-  p->n = nw - 1;
-  if (p->n < 1 || p->n > MAX_BLOCKS) {
-    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: image_size %" G_GINT64_FORMAT " gives %d G_Blocks (need 1..%d)",
-                m->path, o->image_size, p->n, MAX_BLOCKS);
+  int nw = widths(o->nf, o->image_size, w), n = nw - 1;
+  if (!o->stages.n && (n < 1 || n > MAX_BLOCKS || w[nw - 1] != 8 * o->nf)) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: image_size %" G_GINT64_FORMAT " must be 32 .. %d for the "
+                "released plan (one G_Block per doubling of the 4 x 4, 8 nf code); give explicit stages otherwise",
+                m->path, o->image_size, 4 << MAX_BLOCKS);
     return FALSE;
   }
   rat_linear_layer_init(&p->fc, m, &ctx, "fc", o->z_dim, 8 * o->nf * 16, TRUE);
-  if (w[nw - 1] != 8 * o->nf) {
-    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: image_size %" G_GINT64_FORMAT " is too small for the 8 nf code "
-                "(need at least 32)", m->path, o->image_size);
+  gint64 plan_out[MAX_BLOCKS], plan_size[MAX_BLOCKS];
+  for (int k = 0; k < n && k < MAX_BLOCKS; k++) {
+    plan_out[k] = w[nw - 2 - k];
+    plan_size[k] = (gint64)8 << k; /* nearest x2 from 4 x 4 */
+  }
+  if (!rat_gan_stages_build(m, &ctx, &o->stages, o->block, o->block_fusion, o->block_conv, 8 * o->nf, 4,
+                            o->image_size, (guint)n, plan_out, plan_size, &p->stages, error))
     return FALSE;
-  }
-  for (int k = 0; k < p->n; k++) {
-    char *n = g_strdup_printf("blocks.%d", k);
-    gboolean ok = rat_gblock_build(m, n, o->block_fusion, o->block_conv, &ctx, w[nw - 1 - k], w[nw - 2 - k], &p->gb[k], error);
-    g_free(n);
-    if (!ok) return FALSE;
-  }
-  rat_conv_layer_init(&p->to_rgb, m, &ctx, "to_rgb", o->nf, 3, 3, 1, 1, TRUE);
+  rat_conv_layer_init(&p->to_rgb, m, &ctx, "to_rgb", p->stages.out[p->stages.n - 1], 3, 3, 1, 1, TRUE);
   return TRUE;
 }
 
@@ -121,7 +125,7 @@ static RatTensor *dfg_forward(RatModule *m, RatTensor *z, RatTensor *s) {
   RatCondState *st = rat_cond_state_new();
   rat_cond_state_set_noise(st, z);
   RatTensor *h = rat_reshape(rat_linear_layer(&p->fc, z), RAT_SHAPE(B, 8 * o->nf, 4, 4));
-  for (int k = 0; k < p->n; k++) h = rat_gblock(&p->gb[k], h, 8 << k, cond, st); /* nearest x2 from 4 x 4 */
+  h = rat_gan_stages_forward(&p->stages, h, cond, st);
   rat_cond_state_free(st);
   RatTensor *x = rat_conv_layer(&p->to_rgb, rat_leaky_relu(h, 0.2f));
   return o->tanh ? rat_tanh(x) : x;
@@ -159,11 +163,14 @@ static const RatModuleType dfg_type = {
 
 typedef struct {
   gint64 nf, image_size;
+  RatModuleSpec *head;
 } DfdOptions;
 
 static const RatArgSpec dfd_args[] = {
     RAT_ARG_I(DfdOptions, nf, "32", 1, 4096, "ndf: D_Blocks end at 8 nf channels, NetC's hidden conv has 2 nf"),
     RAT_ARG_I(DfdOptions, image_size, "256", 8, 4096, "side of the images D reads, a power of two (D_Blocks halve it to 4)"),
+    RAT_ARG_M(DfdOptions, head, RAT_KIND_DISCRIMINATOR_HEAD, "dfgan_netc",
+              "the head on the [B, 8 nf, 4, 4] features (released: dfgan_netc; projection, unconditional...)"),
 };
 
 typedef struct {
@@ -178,7 +185,7 @@ typedef struct {
   RatConv conv_img;
   DBlock blocks[MAX_BLOCKS];
   int n;
-  RatTensor *joint1, *joint2;
+  RatModule *head; /* NetC by default */
 } DfdPriv;
 
 static gboolean dfd_check(const RatModuleType *type, const void *options, const RatBuildContext *ctx, GError **error) {
@@ -229,11 +236,9 @@ static gboolean dfd_build(RatModule *m, const RatBuildContext *ctx, GError **err
     b->gamma = rat_module_param(m, ctx, n, RAT_SHAPE(1)); /* zero */
     g_free(n);
   }
-  p->joint1 = rat_module_param(m, ctx, "joint_conv.0.weight", RAT_SHAPE(2 * o->nf, 8 * o->nf + p->E, 3, 3));
-  rat_init_kaiming_uniform_(ctx->rng, p->joint1, sqrt(5.0));
-  p->joint2 = rat_module_param(m, ctx, "joint_conv.2.weight", RAT_SHAPE(1, 2 * o->nf, 4, 4));
-  rat_init_kaiming_uniform_(ctx->rng, p->joint2, sqrt(5.0));
-  return TRUE;
+  RatDiscriminatorHeadContext hc = {.magic = RAT_DISCRIMINATOR_HEAD_CONTEXT_MAGIC, .channels = 8 * o->nf, .grid = 4,
+                                     .sentence_dim = p->E, .nf = o->nf};
+  return (p->head = rat_discriminator_head_build(m, o->head, ctx, &hc, error)) != NULL;
 }
 
 static RatTensor *dfd_encode(RatModule *m, RatTensor *images, RatTensor **emb) {
@@ -260,13 +265,11 @@ static RatTensor *dfd_features(RatModule *m, RatTensor *x) {
 }
 
 static RatTensor *dfd_logits(RatModule *m, RatTensor *f, RatTensor *s) {
-  DfdPriv *p = RAT_MODULE_PRIV(m, DfdPriv);
-  gint64 B = f->shape[0];
-  RatTensor *st = rat_expand(rat_reshape(s, RAT_SHAPE(B, p->E, 1, 1)), RAT_SHAPE(B, p->E, f->shape[2], f->shape[3]));
-  RatTensor *parts[2] = {f, st};
-  RatTensor *h = rat_leaky_relu(rat_conv2d(rat_concat(parts, 2, 1), p->joint1, NULL, RAT_CONV_PARAMS(1, 1)), 0.2f);
-  h = rat_conv2d(h, p->joint2, NULL, RAT_CONV_PARAMS(1, 0));
-  return rat_reshape(h, RAT_SHAPE(B));
+  return rat_discriminator_head_logits(RAT_MODULE_PRIV(m, DfdPriv)->head, f, s);
+}
+
+static gboolean dfd_conditional(RatModule *m) {
+  return rat_discriminator_head_conditional(RAT_MODULE_PRIV(m, DfdPriv)->head);
 }
 
 static gint64 dfd_image_size(RatModule *m) { return RAT_MODULE_OPTIONS(m, DfdOptions)->image_size; }
@@ -280,7 +283,7 @@ static RatTensor *dfd_example(RatModule *m, const RatBuildContext *ctx, GError *
 }
 
 static const RatDiscriminatorIface dfd_iface = {.encode = dfd_encode, .features = dfd_features, .logits = dfd_logits,
-                                                .image_size = dfd_image_size};
+                                                .image_size = dfd_image_size, .conditional = dfd_conditional};
 
 static const RatModuleType dfd_type = {
     .struct_size = sizeof(RatModuleType),

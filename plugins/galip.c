@@ -10,8 +10,11 @@
  *   M = frozen CLIP ViT blocks on [cls; F tokens] + pos (ln_pre), prompt j appended as an extra token at block
  *       prompt_blocks[j] and dropped after it; patch tokens of the last block            [B, D, g, g]
  *   h = conv(F + bridge_scale * M) (5x5)                                           [B, 8 nf, g, g]
- *   G_Blocks: h = up(h); h = shortcut(h) + c2(fuse2(c1(fuse1(h, cond)), cond), cond)   (targets 8 .. image_size)
- *       fusion from `block_fusion`, c1/c2 from `block_conv`
+ *   stages (generator_block children "blocks.<k>", galip_block by default, gan.h):
+ *       G_Block: h = up(h); h = shortcut(h) + c2(fuse2(c1(fuse1(h, cond)), cond))   (targets 8 .. image_size)
+ *       fusion from `block_fusion`, c1/c2 from `block_conv` unless the block names its own
+ *       released plan: sizes every power of two above g and below S, then S; channels 8 nf then
+ *       nf min(2^i, 8) for i = n-1 .. 0
  *   x = conv_rgb(LReLU_0.2(h)) (3x3), no tanh as released                          [B, 3, S, S]
  *
  * g and D are the CLIP's grid and vision width (7 and 768 for ViT-B/32); the CLIP is the text encoder's, frozen,
@@ -32,7 +35,8 @@ typedef struct {
   RatIntList prompt_blocks;
   double bridge_scale;
   gboolean tanh;
-  RatModuleSpec *adapter_fusion, *adapter_conv, *block_fusion, *block_conv;
+  RatModuleSpec *adapter_fusion, *adapter_conv, *block_fusion, *block_conv, *block;
+  RatStageList stages;
 } GalipOptions;
 
 static const RatArgSpec galip_args[] = {
@@ -53,6 +57,12 @@ static const RatArgSpec galip_args[] = {
     RAT_ARG_M(GalipOptions, adapter_conv, RAT_KIND_BLOCK, "conv", "the M-blocks' second conv (GALIP conv; RATLIP conv_shuffle)"),
     RAT_ARG_M(GalipOptions, block_fusion, RAT_KIND_CONDITIONER, "affine", "the affines of the G_Blocks' fusion blocks"),
     RAT_ARG_M(GalipOptions, block_conv, RAT_KIND_BLOCK, "conv", "the G_Blocks' c1 and c2 (GALIP conv; RATLIP conv_shuffle)"),
+    RAT_ARG_M(GalipOptions, block, RAT_KIND_GENERATOR_BLOCK, "galip_block",
+              "the block of every stage that names none (its fusion/conv default to block_fusion/block_conv)"),
+    RAT_ARG_STAGE_LIST(GalipOptions, stages, RAT_KIND_GENERATOR_BLOCK,
+                       "the trunk after the CLIP adapter: ~ = the released plan (see the type's doc), or a list "
+                       "[{out: 512, size: 8, block: {type: galip_block}}, ...] from 8 nf channels at the CLIP grid "
+                       "to image_size"),
 };
 
 typedef struct {
@@ -67,9 +77,7 @@ typedef struct {
   RatLinear fc_code, fc_prompt;
   MBlock m[MAX_MAP];
   RatConv conv_fuse, conv;
-  RatGBlock gb[MAX_GBLOCKS];
-  int gb_size[MAX_GBLOCKS];
-  int n_gb;
+  RatGanStages stages;
   RatConv to_rgb;
   int prompt_at[1024]; /* CLIP block -> prompt index + 1 (0: none) */
 } GalipPriv;
@@ -77,13 +85,13 @@ typedef struct {
 /* The G_Block plan for a CLIP grid g and output side S: targets every power of two p with g < p < S, then S;
  * channels [8 nf] + [nf min(2^i, 8) for i = n-1 .. 0] (224 with g = 7: 8,16,32,64,128,224 and
  * 512,512,512,512,256,128,64 as released). */
-static int plan(gint64 grid, gint64 S, gint64 nf, int *sizes, gint64 *chans) {
-  int n = 0;
+static guint plan(gint64 grid, gint64 S, gint64 nf, gint64 *sizes, gint64 *chans) {
+  guint n = 0;
   for (gint64 p = 1; p < S && n < MAX_GBLOCKS; p *= 2)
-    if (p > grid) sizes[n++] = (int)p;
-  if (n < MAX_GBLOCKS) sizes[n++] = (int)S;
+    if (p > grid) sizes[n++] = p;
+  if (n < MAX_GBLOCKS) sizes[n++] = S;
   chans[0] = 8 * nf;
-  for (int k = 1; k <= n; k++) chans[k] = nf * MIN((gint64)1 << (n - k), 8);
+  for (guint k = 1; k <= n; k++) chans[k] = nf * MIN((gint64)1 << (n - k), 8);
   return n;
 }
 
@@ -156,17 +164,12 @@ static gboolean galip_build(RatModule *m, const RatBuildContext *ctx0, GError **
   if (o->prompt_blocks.n)
     rat_linear_layer_init(&p->fc_prompt, m, &ctx, "mapping.fc_prompt", p->cond_dim, (gint64)o->prompt_blocks.n * p->D, TRUE);
   rat_conv_layer_init(&p->conv, m, &ctx, "mapping.conv", p->D, 8 * o->nf, 5, 1, 2, TRUE);
-  int sizes[MAX_GBLOCKS];
-  gint64 chans[MAX_GBLOCKS + 1];
-  p->n_gb = plan(g, o->image_size, o->nf, sizes, chans);
-  for (int k = 0; k < p->n_gb; k++) {
-    p->gb_size[k] = sizes[k];
-    char *n = g_strdup_printf("blocks.%d", k);
-    gboolean ok = rat_gblock_build(m, n, o->block_fusion, o->block_conv, &ctx, chans[k], chans[k + 1], &p->gb[k], error);
-    g_free(n);
-    if (!ok) return FALSE;
-  }
-  rat_conv_layer_init(&p->to_rgb, m, &ctx, "to_rgb", o->nf, 3, 3, 1, 1, TRUE);
+  gint64 sizes[MAX_GBLOCKS], chans[MAX_GBLOCKS + 1];
+  guint n_plan = plan(g, o->image_size, o->nf, sizes, chans);
+  if (!rat_gan_stages_build(m, &ctx, &o->stages, o->block, o->block_fusion, o->block_conv, 8 * o->nf, g,
+                            o->image_size, n_plan, chans + 1, sizes, &p->stages, error))
+    return FALSE;
+  rat_conv_layer_init(&p->to_rgb, m, &ctx, "to_rgb", p->stages.out[p->stages.n - 1], 3, 3, 1, 1, TRUE);
   return TRUE;
 }
 
@@ -211,7 +214,7 @@ static RatTensor *galip_forward(RatModule *m, RatTensor *z, RatTensor *s) {
                                           : NULL;
   RatTensor *M = clip_mapper(p, F, prompts);
   h = rat_conv_layer(&p->conv, rat_add(F, rat_mul_scalar(M, (float)o->bridge_scale)));
-  for (int k = 0; k < p->n_gb; k++) h = rat_gblock(&p->gb[k], h, p->gb_size[k], cond, st);
+  h = rat_gan_stages_forward(&p->stages, h, cond, st);
   rat_cond_state_free(st);
   RatTensor *x = rat_conv_layer(&p->to_rgb, rat_leaky_relu(h, 0.2f));
   return o->tanh ? rat_tanh(x) : x;

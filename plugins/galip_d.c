@@ -7,7 +7,8 @@
  *             o = main(o) (D -> 8 nf, residual gate only)                              [B, 8 nf, g, g]
  *       DBlock(x, F) = shortcut(x) + gamma r + beta F,  r = LReLU(conv3(LReLU(conv3(x)))), no biases;
  *       shortcut = 1x1 conv with bias when the widths differ; gamma, beta scalars starting at 0
- *   logits:   concat(o, s tiled g x g) -> conv k1 (-> 2 nf, no bias) -> LReLU -> conv k2 (-> 1, no bias)   [B]
+ *   logits:   the `head` (discriminator_head kind, plugins/heads.c); released NetC (galip_netc):
+ *             concat(o, s tiled g x g) -> conv k1 (-> 2 nf, no bias) -> LReLU -> conv k2 (-> 1, no bias)   [B]
  *             k1 + k2 - 1 = g (released g = 7: 4 and 4)
  * The CLIP is the text encoder's (frozen); gradients flow through it to the images (the generator step). */
 #include <ratfw/layers.h>
@@ -24,6 +25,7 @@ typedef struct {
   gint64 nf;
   RatIntList taps;
   char *transform;
+  RatModuleSpec *head;
 } GdOptions;
 
 static const RatArgSpec gd_args[] = {
@@ -31,6 +33,8 @@ static const RatArgSpec gd_args[] = {
     RAT_ARG_L(GdOptions, taps, "[1, 4, 8]", 0, 1000, "CLIP blocks whose patch tokens feed NetD (increasing; released 1, 4, 8)"),
     RAT_ARG_C(GdOptions, transform, "galip", transforms,
               "CLIP input transform: galip (released: nearest resize, second [-1,1]->[0,1] mapping) or standard"),
+    RAT_ARG_M(GdOptions, head, RAT_KIND_DISCRIMINATOR_HEAD, "galip_netc",
+              "the head on NetD's [B, 8 nf, g, g] features (released: galip_netc; projection, unconditional...)"),
 };
 
 typedef struct {
@@ -46,8 +50,7 @@ typedef struct {
   int taps[MAX_TAPS], n_taps;
   DBlock blocks[MAX_TAPS];
   DBlock main;
-  RatTensor *joint1, *joint2; /* NetC convs */
-  int k1, k2;
+  RatModule *head; /* NetC by default */
 } GdPriv;
 
 static void dblock_init(RatModule *m, const RatBuildContext *ctx, const char *name, gint64 fin, gint64 fout,
@@ -129,13 +132,9 @@ static gboolean gd_build(RatModule *m, const RatBuildContext *ctx, GError **erro
     g_free(n);
   }
   dblock_init(m, ctx, "main", p->D, 8 * o->nf, FALSE, &p->main);
-  p->k1 = (int)(p->grid / 2 + 1);
-  p->k2 = (int)(p->grid - p->k1 + 1);
-  p->joint1 = rat_module_param(m, ctx, "joint_conv.0.weight", RAT_SHAPE(2 * o->nf, 8 * o->nf + p->E, p->k1, p->k1));
-  rat_init_kaiming_uniform_(ctx->rng, p->joint1, sqrt(5.0));
-  p->joint2 = rat_module_param(m, ctx, "joint_conv.2.weight", RAT_SHAPE(1, 2 * o->nf, p->k2, p->k2));
-  rat_init_kaiming_uniform_(ctx->rng, p->joint2, sqrt(5.0));
-  return TRUE;
+  RatDiscriminatorHeadContext hc = {.magic = RAT_DISCRIMINATOR_HEAD_CONTEXT_MAGIC, .channels = 8 * o->nf,
+                                     .grid = p->grid, .sentence_dim = p->E, .nf = o->nf};
+  return (p->head = rat_discriminator_head_build(m, o->head, ctx, &hc, error)) != NULL;
 }
 
 static RatTensor *gd_encode(RatModule *m, RatTensor *images, RatTensor **emb) {
@@ -165,13 +164,11 @@ static RatTensor *gd_features(RatModule *m, RatTensor *x) {
 }
 
 static RatTensor *gd_logits(RatModule *m, RatTensor *f, RatTensor *s) {
-  GdPriv *p = RAT_MODULE_PRIV(m, GdPriv);
-  gint64 B = f->shape[0], g = f->shape[2];
-  RatTensor *st = rat_expand(rat_reshape(s, RAT_SHAPE(B, p->E, 1, 1)), RAT_SHAPE(B, p->E, g, f->shape[3]));
-  RatTensor *parts[2] = {f, st};
-  RatTensor *h = rat_leaky_relu(rat_conv2d(rat_concat(parts, 2, 1), p->joint1, NULL, RAT_CONV_PARAMS(1, 0)), 0.2f);
-  h = rat_conv2d(h, p->joint2, NULL, RAT_CONV_PARAMS(1, 0));
-  return rat_reshape(h, RAT_SHAPE(B));
+  return rat_discriminator_head_logits(RAT_MODULE_PRIV(m, GdPriv)->head, f, s);
+}
+
+static gboolean gd_conditional(RatModule *m) {
+  return rat_discriminator_head_conditional(RAT_MODULE_PRIV(m, GdPriv)->head);
 }
 
 static gint64 gd_image_size(RatModule *m) { return 0; }
@@ -186,7 +183,7 @@ static RatTensor *gd_example(RatModule *m, const RatBuildContext *ctx, GError **
 }
 
 static const RatDiscriminatorIface gd_iface = {.encode = gd_encode, .features = gd_features, .logits = gd_logits,
-                                               .image_size = gd_image_size};
+                                               .image_size = gd_image_size, .conditional = gd_conditional};
 
 static const RatModuleType gd_type = {
     .struct_size = sizeof(RatModuleType),

@@ -324,6 +324,7 @@ static char *arg_default_text(const RatArgSpec *a) { return g_strdup(a->default_
 static char *arg_range_text(const RatArgSpec *a) {
   if (a->type == RAT_ARG_CHOICE) return g_strjoinv("|", (char **)a->choices);
   if (a->type == RAT_ARG_MODULE) return g_strdup_printf("a %s", rat_module_kind_name(a->module_kind));
+  if (a->type == RAT_ARG_STAGES) return g_strdup_printf("{out, in, size, %s}", "block");
   if (a->type != RAT_ARG_INT && a->type != RAT_ARG_DOUBLE && a->type != RAT_ARG_INT_LIST) return g_strdup("");
   if (a->min == RAT_ARG_NO_LIMIT && a->max == RAT_ARG_NO_LIMIT) return g_strdup("any");
   char lo[32] = "-inf", hi[32] = "inf";
@@ -333,8 +334,24 @@ static char *arg_range_text(const RatArgSpec *a) {
 }
 
 static const char *arg_type_text(RatArgType t) {
-  static const char *const n[] = {"int", "double", "bool", "string", "choice", "path", "int list", "module"};
+  static const char *const n[] = {"int", "double", "bool", "string", "choice", "path", "int list", "module", "stages"};
   return (guint)t < G_N_ELEMENTS(n) ? n[t] : "?";
+}
+
+/* What a module of the two GAN part kinds is given and must return (gan.h; docs/writing-a-block.md, -head.md). */
+static void print_kind_interface(RatModuleKind kind) {
+  if (kind == RAT_KIND_GENERATOR_BLOCK)
+    printf("  Interface (RatGeneratorBlockIface, gan.h): one stage of a generator, built as its child blocks.<k>\n"
+           "    forward(h [B, in_channels, in_size, in_size], cond [B, cond_dim], state) -> [B, out_channels, size, size]\n"
+           "    build context: RatGeneratorBlockContext (rat_generator_block_context): stage, n_stages, in_channels,\n"
+           "    out_channels, in_size, size, cond_dim, the generator's fusion and conv specs; state carries a chained\n"
+           "    RAT's LSTM state from stage to stage. Used by model.generator.block and .stages[k].block.\n\n");
+  else if (kind == RAT_KIND_DISCRIMINATOR_HEAD)
+    printf("  Interface (RatDiscriminatorHeadIface, gan.h): the last stage of a discriminator\n"
+           "    logits(features [B, channels, grid, grid], sentence [B, sentence_dim]) -> [B], twice differentiable\n"
+           "    (MA-GP); conditional() FALSE: the sentence is not read, the losses drop the mismatch term and the\n"
+           "    sentence gradient. build context: RatDiscriminatorHeadContext (rat_discriminator_head_context):\n"
+           "    channels, grid, sentence_dim, nf. Used by model.discriminator.head.\n\n");
 }
 
 static void print_type(RatRegistry *reg, const RatModuleType *t) {
@@ -347,6 +364,7 @@ static void print_type(RatRegistry *reg, const RatModuleType *t) {
     if (plugin && !strcmp(p->name, plugin)) printf("  version: %s (%s), %s\n", p->version, p->license, p->path);
   }
   printf("\n  %s\n\n", t->doc ? t->doc : "(no description)");
+  print_kind_interface(t->kind);
   if (!t->n_args) {
     printf("  No arguments.\n");
     return;

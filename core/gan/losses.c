@@ -28,14 +28,16 @@ static RatTensor *sq_norm_per_sample(RatTensor *g) {
 
 RatTensor *rat_ma_gp(RatTensor *logits, RatTensor *x, RatTensor *sentence, double k, double p) {
   rat_check(logits->ndim == 1, "rat_ma_gp: logits must be [B], got %d dimensions", logits->ndim);
-  rat_check((x->requires_grad || x->grad_fn) && (sentence->requires_grad || sentence->grad_fn),
+  rat_check((x->requires_grad || x->grad_fn) && (!sentence || sentence->requires_grad || sentence->grad_fn),
             "rat_ma_gp: the discriminator input and the sentence must be part of the graph (set requires_grad)");
   RatTensor *ones = rat_ones(rat_tensor_shape(logits));
   RatTensor *in[2] = {x, sentence}, *g[2];
+  guint n_in = sentence ? 2 : 1;
   GError *e = NULL;
-  if (!rat_grad(&logits, &ones, 1, in, 2, g, TRUE, &e)) rat_check(FALSE, "rat_ma_gp: %s", e->message);
-  /* ||(gx, gs)||^p = (||gx||^2 + ||gs||^2)^(p/2) */
-  RatTensor *nsq = rat_add(sq_norm_per_sample(g[0]), sq_norm_per_sample(g[1]));
+  if (!rat_grad(&logits, &ones, 1, in, n_in, g, TRUE, &e)) rat_check(FALSE, "rat_ma_gp: %s", e->message);
+  /* ||(gx, gs)||^p = (||gx||^2 + ||gs||^2)^(p/2); without a sentence ||gx||^p */
+  RatTensor *nsq = sq_norm_per_sample(g[0]);
+  if (sentence) nsq = rat_add(nsq, sq_norm_per_sample(g[1]));
   return rat_mul_scalar(rat_mean_all(rat_pow_scalar(nsq, (float)(p / 2.0))), (float)k);
 }
 

@@ -4,7 +4,9 @@
  *      mean relu(1 + logits(roll(f_r), s)) (DF-GAN); fake = G(z, s); X_f, e_f = encode(fake) (graph kept);
  *      L_fake = mean relu(1 + logits(features(stopgrad(X_f)), s)); L_gp = k mean ||d l_r / d(X_r, s)||^p
  *      L_D = L_real + (L_fake + L_mis)/2 + L_gp
- *   G: L_G = -mean logits(features(X_f), s) - sim_weight mean cos(e_f, s) */
+ *   G: L_G = -mean logits(features(X_f), s) - sim_weight mean cos(e_f, s)
+ * With an unconditional head (rat_discriminator_conditional FALSE) L_mis is absent (as with mismatch: none) and
+ * MA-GP is k mean ||d l_r / d X_r||^p: the sentence is not an input of the logits. */
 #include <ratfw/error.h>
 #include <ratfw/gan.h>
 #include <ratfw/ops.h>
@@ -43,7 +45,11 @@ gboolean rat_gan_d_step(RatGan *g, RatOptim *opt_d, const RatGanLossOptions *o, 
   RatTensor *f_real = rat_discriminator_features(g->disc, x_real);
   RatTensor *l_real = rat_discriminator_logits(g->disc, f_real, s_leaf);
   RatTensor *L_real = rat_hinge_d(l_real, TRUE), *L_mis = NULL;
-  if (!strcmp(o->mismatch, "sentence"))
+  /* an unconditional head cannot tell a caption from another: no mismatch term, no sentence gradient */
+  gboolean conditional = rat_discriminator_conditional(g->disc);
+  if (!conditional)
+    ;
+  else if (!strcmp(o->mismatch, "sentence"))
     L_mis = rat_hinge_d(rat_discriminator_logits(g->disc, f_real, rat_roll_batch(sent)), FALSE);
   else if (!strcmp(o->mismatch, "features"))
     L_mis = rat_hinge_d(rat_discriminator_logits(g->disc, rat_roll_batch(f_real), s_leaf), FALSE);
@@ -56,7 +62,7 @@ gboolean rat_gan_d_step(RatGan *g, RatOptim *opt_d, const RatGanLossOptions *o, 
   params_require_grad(g->d_params, TRUE);
   RatTensor *l_fake = rat_discriminator_logits(g->disc, rat_discriminator_features(g->disc, rat_tensor_detach(fk->x_fake)), sent);
   RatTensor *L_fake = rat_hinge_d(l_fake, FALSE);
-  RatTensor *L_gp = o->gp_k > 0 ? rat_ma_gp(l_real, x_real, s_leaf, o->gp_k, o->gp_p) : NULL;
+  RatTensor *L_gp = o->gp_k > 0 ? rat_ma_gp(l_real, x_real, conditional ? s_leaf : NULL, o->gp_k, o->gp_p) : NULL;
 
   RatTensor *half = rat_mul_scalar(L_mis ? rat_add(L_fake, L_mis) : L_fake, 0.5f);
   RatTensor *L_D = rat_add(L_real, half);

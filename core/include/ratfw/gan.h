@@ -42,7 +42,10 @@ typedef struct {
   RatTensor *(*logits)(RatModule *d, RatTensor *features, RatTensor *sentence); /* -> [B] */
   /* Image size the discriminator expects for real images (0 = any). */
   gint64 (*image_size)(RatModule *d);
-  gpointer reserved[6];
+  /* Does logits() read the sentence? NULL = yes. With an unconditional head the losses drop the mismatch term
+   * and MA-GP differentiates with respect to x alone. */
+  gboolean (*conditional)(RatModule *d);
+  gpointer reserved[5];
 } RatDiscriminatorIface;
 
 #define RAT_GENERATOR_IFACE(m) RAT_MODULE_IFACE(m, RatGeneratorIface)
@@ -53,6 +56,94 @@ RatTensor *rat_generator_forward(RatModule *g, RatTensor *z, RatTensor *sentence
 RatTensor *rat_discriminator_encode(RatModule *d, RatTensor *images, RatTensor **image_embedding);
 RatTensor *rat_discriminator_features(RatModule *d, RatTensor *x);
 RatTensor *rat_discriminator_logits(RatModule *d, RatTensor *features, RatTensor *sentence);
+gboolean rat_discriminator_conditional(RatModule *d);
+
+/* ---- generator blocks (kind generator_block) -------------------------------------------------------------------
+ * One stage of a generator's upsampling trunk:
+ *     h [B, in_channels, in_size, in_size], cond [B, cond_dim] ([z ; s]), state -> [B, out_channels, size, size]
+ * The generator builds each stage's block as its child "blocks.<k>" with RatBuildContext.user pointing to a
+ * RatGeneratorBlockContext (read it with rat_generator_block_context(); ctx->channels, ->out_channels and
+ * ->cond_dim carry the same numbers). @state is the generator's RatCondState for this forward: a block passes it
+ * to its conditioners so that a chained RAT carries its LSTM state from stage to stage. Types: galip_block,
+ * dfgan_block (plugins/gblock.c); out of tree: docs/writing-a-block.md. */
+#define RAT_GENERATOR_BLOCK_CONTEXT_MAGIC 0x52474231u /* "RGB1" */
+typedef struct {
+  guint32 magic;                 /* RAT_GENERATOR_BLOCK_CONTEXT_MAGIC */
+  guint stage, n_stages;         /* this block's index in the trunk, and the trunk's length */
+  gint64 in_channels, out_channels;
+  gint64 in_size, size;          /* input side, output side */
+  gint64 cond_dim;               /* width of cond: z_dim + sentence width */
+  const RatModuleSpec *fusion;   /* the generator's `block_fusion` (a block's `fusion: ~` means this one) */
+  const RatModuleSpec *conv;     /* the generator's `block_conv` (a block's `conv: ~` means this one) */
+  const RatGanContext *gan;      /* the text encoder's CLIP and sentence width; may be NULL */
+  gpointer reserved[6];
+} RatGeneratorBlockContext;
+
+typedef struct {
+  RatTensor *(*forward)(RatModule *b, RatTensor *h, RatTensor *cond, RatCondState *state);
+  gpointer reserved[6];
+} RatGeneratorBlockIface;
+#define RAT_GENERATOR_BLOCK_IFACE(m) RAT_MODULE_IFACE(m, RatGeneratorBlockIface)
+
+/* The block context of @ctx, or NULL with a RAT_ERROR_CONFIG error naming @m when @m is not being built by a
+ * generator's stage list. */
+const RatGeneratorBlockContext *rat_generator_block_context(const RatModule *m, const RatBuildContext *ctx,
+                                                            GError **error);
+/* Calls the block's forward, recording it for `ratfw inspect`. */
+RatTensor *rat_generator_block_forward(RatModule *b, RatTensor *h, RatTensor *cond, RatCondState *state);
+
+/* A generator's trunk of stages (core/gan/blocks.c), shared by galip_generator and dfgan_generator. */
+#define RAT_MAX_STAGES 16
+typedef struct {
+  guint n;
+  RatModule *block[RAT_MAX_STAGES];
+  gint64 out[RAT_MAX_STAGES]; /* channels after stage k */
+  gint64 size[RAT_MAX_STAGES]; /* side after stage k */
+} RatGanStages;
+/* Builds the stages as children "blocks.<k>" of @g: @stages as written (n = 0: the released plan @plan_out /
+ * @plan_size of @n_plan stages, each with @block), starting from [in_channels, in_size] and ending at
+ * @image_size. A stage's size 0 means the next power of two above the previous size, and image_size for the last
+ * stage; in 0 means the previous out. Errors (channels that do not chain, sizes that shrink or do not end at
+ * @image_size, a block that refuses its stage) carry the stage's file:line:column. */
+gboolean rat_gan_stages_build(RatModule *g, RatBuildContext *ctx, const RatStageList *stages,
+                              const RatModuleSpec *block, const RatModuleSpec *fusion, const RatModuleSpec *conv,
+                              gint64 in_channels, gint64 in_size, gint64 image_size, guint n_plan,
+                              const gint64 *plan_out, const gint64 *plan_size, RatGanStages *out, GError **error);
+RatTensor *rat_gan_stages_forward(const RatGanStages *s, RatTensor *h, RatTensor *cond, RatCondState *state);
+
+/* ---- discriminator heads (kind discriminator_head) -------------------------------------------------------------
+ * The last stage of a discriminator: features f [B, C, g, g] and sentence s [B, E] -> logits [B]. With MA-GP the
+ * head sits inside a gradient penalty, so its forward must be twice differentiable (compose core ops). An
+ * unconditional head (conditional() FALSE) ignores s; the discriminator then reports itself unconditional. The
+ * discriminator builds its `head` as a child named by the iface's .name (NetC: "joint_conv", the released
+ * parameter names) with RatBuildContext.user pointing to a RatDiscriminatorHeadContext. Types: galip_netc,
+ * dfgan_netc, projection, unconditional (plugins/heads.c); out of tree: docs/writing-a-head.md. */
+#define RAT_DISCRIMINATOR_HEAD_CONTEXT_MAGIC 0x52444831u /* "RDH1" */
+typedef struct {
+  guint32 magic;        /* RAT_DISCRIMINATOR_HEAD_CONTEXT_MAGIC */
+  gint64 channels;      /* C of the features */
+  gint64 grid;          /* g: the features' side */
+  gint64 sentence_dim;  /* E */
+  gint64 nf;            /* the discriminator's ndf (NetC's hidden width is 2 nf) */
+  gpointer reserved[6];
+} RatDiscriminatorHeadContext;
+
+typedef struct {
+  const char *name; /* the child name (and parameter prefix) a discriminator gives the head; NULL = "head" */
+  RatTensor *(*logits)(RatModule *h, RatTensor *features, RatTensor *sentence);
+  gboolean (*conditional)(RatModule *h); /* NULL = conditional */
+  gpointer reserved[6];
+} RatDiscriminatorHeadIface;
+#define RAT_DISCRIMINATOR_HEAD_IFACE(m) RAT_MODULE_IFACE(m, RatDiscriminatorHeadIface)
+
+const RatDiscriminatorHeadContext *rat_discriminator_head_context(const RatModule *m, const RatBuildContext *ctx,
+                                                                  GError **error);
+/* Builds @spec as @d's head child (named by its iface) with the context @hc. */
+RatModule *rat_discriminator_head_build(RatModule *d, const RatModuleSpec *spec, const RatBuildContext *ctx,
+                                        const RatDiscriminatorHeadContext *hc, GError **error);
+/* features [B,C,g,g], sentence [B,E] (ignored, may be NULL, for an unconditional head) -> [B]. */
+RatTensor *rat_discriminator_head_logits(RatModule *h, RatTensor *features, RatTensor *sentence);
+gboolean rat_discriminator_head_conditional(RatModule *h);
 
 /* ---- generator building blocks (core/gan/blocks.c) ------------------------------------------------------------
  * Shared by the DF-GAN and GALIP/RATLIP generators; the conditioners and convolutions come from the generator's
@@ -72,8 +163,8 @@ gboolean rat_fuse_block_build(RatModule *m, const RatModuleSpec *spec, const cha
 RatTensor *rat_fuse_block(const RatFuseBlock *f, RatTensor *x, RatTensor *cond, RatCondState *st);
 
 /* The G_Block (reference §2.5): h = up_nearest(h, size); shortcut(h) + c2(fuse2(c1(fuse1(h, c)), c)), the
- * shortcut a 1x1 conv with bias when cin != cout. Parameters "<name>.c_sc", ".fuse1", ".c1", ".fuse2", ".c2"
- * (created in that order); c1/c2 from the @conv slot, the fusion affines from the @fusion slot. */
+ * shortcut a 1x1 conv with bias when cin != cout. Parameters "c_sc", "fuse1", "c1", "fuse2", "c2" of the block
+ * module @m (created in that order); c1/c2 from the @conv slot, the fusion affines from the @fusion slot. */
 typedef struct {
   gint64 cin, cout;
   gboolean learnable_sc;
@@ -81,8 +172,8 @@ typedef struct {
   RatModule *c1, *c2;
   RatFuseBlock fuse1, fuse2;
 } RatGBlock;
-gboolean rat_gblock_build(RatModule *m, const char *name, const RatModuleSpec *fusion, const RatModuleSpec *conv,
-                          RatBuildContext *ctx, gint64 cin, gint64 cout, RatGBlock *b, GError **error);
+gboolean rat_gblock_build(RatModule *m, const RatModuleSpec *fusion, const RatModuleSpec *conv, RatBuildContext *ctx,
+                          gint64 cin, gint64 cout, RatGBlock *b, GError **error);
 RatTensor *rat_gblock(const RatGBlock *b, RatTensor *h, int size, RatTensor *cond, RatCondState *st);
 
 /* ---- a GAN assembled from an experiment (core/gan/model.c) ----------------------------------------------------
@@ -164,7 +255,8 @@ RatTensor *rat_hinge_g(RatTensor *logits);
 RatTensor *rat_roll_batch(RatTensor *x);
 /* MA-GP (reference §6.1): k * mean_n ( ||concat(dlogit_n/dx_n, dlogit_n/ds_n)||_2 ^ p ), the gradient of
  * sum(logits) taken with create_graph so that the penalty back-propagates into the discriminator's parameters.
- * @x and @sentence must be the tensors @logits was computed from, with requires_grad set. */
+ * @x and @sentence must be the tensors @logits was computed from, with requires_grad set. @sentence NULL (an
+ * unconditional head, whose logits do not read it): the norm is ||dlogit_n/dx_n|| alone. */
 RatTensor *rat_ma_gp(RatTensor *logits, RatTensor *x, RatTensor *sentence, double k, double p);
 /* mean_n cos(a_n, b_n). */
 RatTensor *rat_mean_cosine(RatTensor *a, RatTensor *b);

@@ -52,6 +52,7 @@ typedef enum {
   RAT_ARG_PATH,    /* char*, resolved relative to the experiment file's directory */
   RAT_ARG_INT_LIST,    /* RatIntList */
   RAT_ARG_MODULE,  /* RatModuleSpec*: a nested mapping with its own "type:" of kind .module_kind */
+  RAT_ARG_STAGES,  /* RatStageList: a generator's stages, each {out, in, size, block} (block of kind .module_kind) */
 } RatArgType;
 
 typedef struct {
@@ -102,6 +103,26 @@ typedef struct {
   char *type_name;
   RatConfigNode *node; /* the mapping (arguments) from the experiment file; NULL for a default */
 } RatModuleSpec;
+
+/* One stage of a generator (RAT_ARG_STAGES): `{out: 256, size: 64, block: {type: galip_block}}`. The table
+ * validates each key; what needs the generator's sizes (channels chain, the last size is the image size) is
+ * checked when the generator builds, with the stage's file:line:column. */
+typedef struct {
+  gint64 out;            /* output channels (required) */
+  gint64 in;             /* input channels; 0 = the previous stage's out (when given, it must equal it) */
+  gint64 size;           /* output side; 0 = the generator's default plan (see its doc) */
+  RatModuleSpec *block;  /* NULL = the generator's `block` argument */
+  RatConfigNode *node;   /* the stage's mapping (owned reference), for error marks */
+} RatStage;
+
+/* The stages of RAT_ARG_STAGES; n = 0 (YAML `~`, the usual default) means the generator's released plan. */
+typedef struct {
+  guint n;
+  RatStage *v;
+} RatStageList;
+#define RAT_ARG_STAGE_LIST(st, field, kind, doc_)                                                              \
+  {.name = #field, .type = RAT_ARG_STAGES, .offset = G_STRUCT_OFFSET(st, field), .default_value = "~",        \
+   .min = RAT_ARG_NO_LIMIT, .max = RAT_ARG_NO_LIMIT, .module_kind = (kind), .doc = (doc_)}
 
 /* ---- build context -------------------------------------------------------------------------------------- */
 
