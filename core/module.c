@@ -14,6 +14,11 @@
 
 /* ---- building ------------------------------------------------------------------------------------------------ */
 
+/* Does @msg open with "file:line:column: " (an error a module located itself, e.g. at a generator's stage)? */
+static gboolean starts_with_mark(const char *msg) {
+  return g_regex_match_simple("^[^ :][^:]*:[0-9]+:[0-9]+: ", msg, 0, 0);
+}
+
 static RatModule *build_module(RatRegistry *reg, RatModule *parent, const RatModuleSpec *spec, const char *path,
                                RatModuleKind kind, const RatBuildContext *ctx, GError **error) {
   const RatModuleType *type = rat_registry_lookup(reg, spec->type_name);
@@ -68,7 +73,7 @@ static RatModule *build_module(RatRegistry *reg, RatModule *parent, const RatMod
   }
   m->priv = g_malloc0(MAX(type->priv_size, 1));
   if (!type->build(m, ctx, &e)) {
-    if (e && g_str_has_prefix(e->message, path)) g_propagate_error(error, e);
+    if (e && (g_str_has_prefix(e->message, path) || starts_with_mark(e->message))) g_propagate_error(error, e);
     else {
       g_set_error(error, e ? e->domain : RAT_ERROR, e ? e->code : RAT_ERROR_FAILED, "%s (%s): %s", path, type->name,
                   e ? e->message : "build failed");

@@ -51,6 +51,7 @@ static gboolean gblock_build(RatModule *m, const RatBuildContext *ctx0, GError *
   p->size = (int)bc->size;
   RatBuildContext ctx = *ctx0;
   ctx.user = (gpointer)bc->gan; /* conditioners and convs see the generator's context, as before */
+  ctx.cond_dim = bc->cond_dim;
   return rat_gblock_build(m, fusion, conv, &ctx, bc->in_channels, bc->out_channels, &p->b, error);
 }
 

@@ -21,6 +21,14 @@ static guint find_case(RatFixture *f, const char *name) {
   g_error("fixture case %s missing", name);
 }
 
+/* The achieved error (max |got - want|), logged so that the tolerances below can be read against it. */
+static void log_error(const char *what, RatTensor *got, RatTensor *want) {
+  char *rep = NULL;
+  double err = rat_check_close(got, want, 0, 0, &rep);
+  g_test_message("%s: max |diff| %.3g", what, MAX(err, 0));
+  g_free(rep);
+}
+
 typedef struct {
   RatModule *m;
   RatParams *params;
@@ -68,11 +76,12 @@ static void built_free(Built *b) {
 }
 
 /* out vs the fixture, then the gradients of sum(out * R) w.r.t. the parameters and the inputs. Tolerances: the
- * largest errors measured are about 3e-7 (outputs) and 2e-6 (gradients) against float64 references in float32;
- * the bounds leave a margin of about 30x while a wrong weight, a dropped term or a swapped input moves them by
- * O(0.1). */
+ * largest errors measured (float32 against float64 references; run with --verbose to see each) are 1.3e-6 on
+ * outputs and gradients of magnitude 1-30, so atol 1e-5 + rtol 1e-4 (outputs) and 5e-5 + 5e-4 (gradients) leave a
+ * margin of 8x or more; a slope of 0.21 instead of 0.2 in NetC or a projection term scaled by 1.001 fails. */
 static void compare(RatFixture *f, guint ci, const char *what, RatTensor *out, Built *b, RatTensor **in,
                     const char *const *in_names, guint n_in) {
+  log_error(what, out, rat_fixture_get(f, "c%u.out", ci));
   rat_assert_close(out, rat_fixture_get(f, "c%u.out", ci), 1e-5, 1e-4, what);
   RatTensor *L = rat_sum_all(rat_mul(out, rat_fixture_get(f, "c%u.R", ci)));
   guint np = b->ptensors->len, n = np + n_in;
@@ -86,6 +95,7 @@ static void compare(RatFixture *f, guint ci, const char *what, RatTensor *out, B
                          : g_strdup_printf("%s: grad input %s", what, in_names[k - np]);
     RatTensor *want = k < np ? rat_fixture_get(f, "c%u.grad.p.%s", ci, (char *)b->pnames->pdata[k])
                              : rat_fixture_get(f, "c%u.grad.in.%s", ci, in_names[k - np]);
+    log_error(label, g[k], want);
     rat_assert_close(g[k], want, 5e-5, 5e-4, label);
     g_free(label);
   }
@@ -134,7 +144,8 @@ static void run_head(RatFixture *f, const char *name, const char *type, const ch
   /* MA-GP and its parameter gradient (double backward) against torch's */
   hf.gp = TRUE;
   RatTensor *gp = head_fn(in, &hf);
-  /* measured relative error of the penalty ~1e-6 (it is a 6th power of gradient norms) */
+  /* measured relative error of the penalty <= 3e-7 (it is a cube of squared gradient norms, up to 9e5 here) */
+  log_error("MA-GP", rat_reshape(gp, RAT_SHAPE(1)), rat_fixture_get(f, "c%u.gp", ci));
   rat_assert_close(rat_reshape(gp, RAT_SHAPE(1)), rat_fixture_get(f, "c%u.gp", ci), 0, 2e-5, "MA-GP");
   guint np = b.ptensors->len;
   RatTensor **g = g_new0(RatTensor *, np);
@@ -144,8 +155,10 @@ static void run_head(RatFixture *f, const char *name, const char *type, const ch
     char *label = g_strdup_printf("%s: MA-GP gradient %s", name, (char *)b.pnames->pdata[k]);
     RatTensor *want = rat_fixture_get(f, "c%u.gp_grad.%s", ci, (char *)b.pnames->pdata[k]);
     double scale = max_abs(want);
-    /* measured worst error ~3e-6 of the largest entry; margin ~30x */
-    rat_assert_close(g[k], want, 1e-4 * scale + 1e-7, 1e-4, label);
+    g_test_message("%s: largest entry %.3g", label, scale);
+    log_error(label, g[k], want);
+    /* measured worst error <= 3e-7 of the largest entry (e.g. 2.3e-5 of 82, 0.25 of 2.8e6): margin ~30x */
+    rat_assert_close(g[k], want, 1e-5 * scale + 1e-7, 1e-5, label);
     g_free(label);
   }
   g_free(g);
@@ -202,7 +215,8 @@ static void run_block(RatFixture *f, const char *type, gint64 cout, gint64 size)
   RatTensor *in[2] = {h, cond};
   const char *in_names[2] = {"h", "cond"};
   compare(f, ci, type, block_fn(in, b.m), &b, in, in_names, 2);
-  rat_gradcheck(type, block_fn, b.m, 2, in, 1e-3, 2e-3, 1e-2);
+  /* eps 2e-4: cond moves every pre-activation of the block, and a wider step crosses LeakyReLU kinks */
+  rat_gradcheck(type, block_fn, b.m, 2, in, 2e-4, 5e-3, 2e-2);
   built_free(&b);
   rat_module_spec_free(fusion);
   rat_module_spec_free(conv);
