@@ -38,9 +38,9 @@ D="mixed generator (galip_block + dfgan_block/cbn/conv_shuffle): 4 steps"
 t "$R" run "$C/stages-mixed.yaml" $W --set train.steps=4 --out "$T/mixed" --quiet 2>"$T/err"
 D="mixed generator: 4 finite metric lines whose losses move"; t moving "$T/mixed/metrics.jsonl" 4 3
 "$R" inspect "$C/stages-mixed.yaml" $W >"$T/inspect" 2>"$T/err"
-D="inspect shows each stage's block type and the head"
-t sh -c "grep -q 'generator.blocks.0 .*galip_block' '$T/inspect' && grep -q 'generator.blocks.1 .*dfgan_block' '$T/inspect' &&
-         grep -q 'generator.blocks.1.fuse1.affine0 .*cbn' '$T/inspect' && grep -q 'discriminator.joint_conv .*galip_netc' '$T/inspect'"
+D="inspect shows each stage's block type with its output shape, the cbn of stage 1 and the NetC head"
+t sh -c "grep -Eq '^  0 +galip_block +\\[1, 32, 8, 8\\]' '$T/inspect' && grep -Eq '^  1 +dfgan_block +\\[1, 16, 16, 16\\]' '$T/inspect' &&
+         grep -Eq '^    affine0 +cbn +\\[1, 32, 16, 16\\]' '$T/inspect' && grep -Eq '^  joint_conv +galip_netc +\\[1\\]' '$T/inspect'"
 
 for head in projection unconditional; do
   D="galip_discriminator with the $head head: 3 steps"
@@ -64,7 +64,7 @@ err() {
 }
 err stages-chain.yaml "$C/stages-chain.yaml:7:9: generator: stage 1: in is 64 but the previous stage's out gives 32 channels"
 err stages-size.yaml "$C/stages-size.yaml:7:9: generator: stage 1: the last stage ends at 12 x 12 but the generator's image_size is 16"
-err stages-dfgan.yaml "$C/stages-dfgan.yaml:6:9: generator: stage 0: generator.blocks.0 (dfgan_block): dfgan_block doubles its input (4) but the stage ends at 16"
+err stages-dfgan.yaml "$C/stages-dfgan.yaml:6:9: generator: stage 0: generator.blocks.0: dfgan_block doubles its input (4) but the stage ends at 16"
 err stages-keys.yaml "$C/stages-keys.yaml:6:19: model.generator (galip_generator): stage 0 of 'stages': unknown key 'sise' (did you mean 'size'?)"
 err stages-keys.yaml "$C/stages-keys.yaml:7:9: model.generator (galip_generator): stage 1 of 'stages': expected a mapping {out: ..., block: ...}, got 16"
 
