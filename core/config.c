@@ -137,6 +137,10 @@ static void map_remove(RatConfigNode *map, const char *key) {
   g_ptr_array_remove_index(map->values, (guint)i);
 }
 
+RatConfigNode *rat_config_node_copy(const RatConfigNode *n) { return node_copy(n); }
+
+void rat_config_remove(RatConfigNode *map, const char *key) { map_remove(map, key); }
+
 RatConfigNode *rat_config_lookup(RatConfigNode *root, const char *path) {
   char **parts = g_strsplit(path, ".", -1);
   RatConfigNode *n = root;
@@ -298,6 +302,11 @@ static void merge_into(RatConfigNode *base, RatConfigNode *over) {
   }
 }
 
+void rat_config_merge(RatConfigNode *base, const RatConfigNode *over) {
+  g_return_if_fail(base->kind == RAT_NODE_MAP && over->kind == RAT_NODE_MAP);
+  merge_into(base, (RatConfigNode *)over);
+}
+
 static RatConfigNode *load_with_includes(const char *path, GPtrArray *stack, GError **error) {
   char *abs = g_canonicalize_filename(path, NULL);
   for (guint i = 0; i < stack->len; i++)
@@ -390,25 +399,54 @@ static void shift_columns(RatConfigNode *n, guint by) {
     for (guint i = 0; i < n->values->len; i++) shift_columns(n->values->pdata[i], by);
 }
 
+static void shift_lines(RatConfigNode *n, guint by) {
+  n->line += by;
+  if (n->keys)
+    for (guint i = 0; i < n->keys->len; i++) shift_lines(n->keys->pdata[i], by);
+  if (n->values)
+    for (guint i = 0; i < n->values->len; i++) shift_lines(n->values->pdata[i], by);
+}
+
 gboolean rat_config_set(RatConfigNode *root, const char *assignment, GError **error) {
+  return rat_config_set_at(root, assignment, NULL, error);
+}
+
+gboolean rat_config_set_at(RatConfigNode *root, const char *assignment, const RatConfigNode *where, GError **error) {
   const char *eq = strchr(assignment, '=');
-  char *name = g_strdup_printf("--set %s", assignment);
+  char *name = where ? g_strdup(where->file) : g_strdup_printf("--set %s", assignment);
   if (!eq || eq == assignment) {
-    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: expected KEY.PATH=VALUE (for example train.steps=10)",
-                name);
+    if (where)
+      rat_config_error(error, where, RAT_ERROR_CONFIG, "expected KEY.PATH=VALUE (for example train.steps=10), got '%s'",
+                       assignment);
+    else
+      g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: expected KEY.PATH=VALUE (for example train.steps=10)",
+                  name);
     g_free(name);
     return FALSE;
   }
   char *path = g_strndup(assignment, (gsize)(eq - assignment));
-  RatConfigNode *value = rat_config_parse_string(eq + 1, -1, name, error);
+  GError *pe = NULL;
+  RatConfigNode *value = rat_config_parse_string(eq + 1, -1, name, &pe);
   if (!value) {
+    /* the parser's mark counts from the value's start: name the assignment as written instead */
+    if (where) {
+      rat_config_error(error, where, RAT_ERROR_CONFIG, "the value of '%s' is not valid YAML: %s", assignment,
+                       pe->message);
+      g_error_free(pe);
+    } else {
+      g_propagate_error(error, pe);
+    }
     g_free(path);
     g_free(name);
     return FALSE;
   }
-  shift_columns(value, (guint)(eq - assignment) + 1);
+  /* marks: "--set a.b=c:1:COLUMN", or the file position of the scalar @where that holds the assignment */
+  guint col0 = where ? where->column - 1 + (where->quoted ? 1u : 0u) : 0;
+  shift_columns(value, col0 + (guint)(eq - assignment) + 1);
+  if (where) shift_lines(value, where->line - 1);
   RatConfigNode *key_mark = scalar_new("", FALSE, value);
-  key_mark->column = 1;
+  key_mark->line = where ? where->line : 1;
+  key_mark->column = col0 + 1;
   char **parts = g_strsplit(path, ".", -1);
   RatConfigNode *n = root;
   gboolean ok = TRUE;
@@ -1107,10 +1145,16 @@ void rat_experiment_free(RatExperiment *exp) {
 RatExperiment *rat_experiment_load(RatRegistry *reg, const char *path, const char *const *sets, GError **error) {
   RatConfigNode *root = rat_config_load(path, sets, error);
   if (!root) return NULL;
+  RatExperiment *exp = rat_experiment_load_tree(reg, root, path, error);
+  rat_config_node_unref(root);
+  return exp;
+}
+
+RatExperiment *rat_experiment_load_tree(RatRegistry *reg, RatConfigNode *root, const char *path, GError **error) {
   Diag d;
   diag_init(&d);
   RatExperiment *exp = g_new0(RatExperiment, 1);
-  exp->root = root;
+  exp->root = rat_config_node_ref(root);
   exp->path = g_canonicalize_filename(path, NULL);
   char *base = g_path_get_basename(path);
   char *dot = g_str_has_suffix(base, ".yaml") || g_str_has_suffix(base, ".yml") ? strrchr(base, '.') : NULL;
