@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ratfw needs to build and test (idempotent: skips apt when all are present).
 #   tools/setup.sh            build + test dependencies
-#   tools/setup.sh --torch    also python3-torch, PIL and torchvision: fixture regeneration, PyTorch benchmarks, and
+#   tools/setup.sh --torch    also python3-torch, PIL, torchvision and SciPy: fixture regeneration, PyTorch benchmarks, and
 #                             the checkpoint converter (tools/test.sh installs them: its converter test needs torch)
 #   tools/setup.sh --emoji    also npm and openssl, then fetches the emoji dataset (tools/fetch-emoji.sh)
 set -euo pipefail
@@ -14,7 +14,7 @@ for a in "$@"; do
   case "$a" in
     --torch)  # libopenblas0-openmp: without it Debian's torch calls the reference BLAS (about 2 GFLOP/s here),
               # which would make every PyTorch benchmark a strawman
-              pkgs+=(python3-torch python3-numpy python3-pil python3-torchvision libopenblas0-openmp) ;;
+              pkgs+=(python3-torch python3-numpy python3-pil python3-torchvision libopenblas0-openmp python3-scipy) ;;
     --emoji)  # npm may come from elsewhere (nodesource): Debian's npm would conflict with that nodejs
               command -v npm >/dev/null || pkgs+=(npm)
               command -v openssl >/dev/null || pkgs+=(openssl)

@@ -17,3 +17,4 @@
 #include <ratfw/clip.h>
 #include <ratfw/dataset.h>
 #include <ratfw/gan.h>
+#include <ratfw/ablate.h>
