@@ -349,7 +349,7 @@ gboolean rat_ablate_html(const RatAblateResults *r, const char *dir, GError **er
     esc(o, r->metrics->pdata[m]);
     g_string_append(o, "</th>");
   }
-  g_string_append(o, "<th>steps</th><th>training</th><th>evaluation</th></tr>\n");
+  g_string_append(o, "<th>steps</th><th>training (wall)</th><th>evaluation (wall)</th></tr>\n");
   double total_train = 0, total_eval = 0;
   for (guint i = 0; i < r->records->len; i++) {
     const RatAblateRecord *rec = r->records->pdata[i];
@@ -371,8 +371,11 @@ gboolean rat_ablate_html(const RatAblateResults *r, const char *dir, GError **er
       if (x) g_string_append_printf(o, "<td class=n>%.6g</td>", *x);
       else g_string_append(o, "<td></td>");
     }
-    g_string_append_printf(o, "<td class=n>%" G_GINT64_FORMAT "</td><td class=n>%.0f s</td><td class=n>%.0f s</td></tr>\n",
-                           rec->steps, rec->train_seconds, rec->eval_seconds);
+    g_string_append_printf(o, "<td class=n>%" G_GINT64_FORMAT "</td><td class=n>%.0f s", rec->steps, rec->train_seconds);
+    if (rec->train_cpu_seconds > 0) g_string_append_printf(o, " (CPU %.0f s)", rec->train_cpu_seconds);
+    g_string_append_printf(o, "</td><td class=n>%.0f s", rec->eval_seconds);
+    if (rec->eval_cpu_seconds > 0) g_string_append_printf(o, " (CPU %.0f s)", rec->eval_cpu_seconds);
+    g_string_append(o, "</td></tr>\n");
   }
   g_string_append(o, "</table>\n");
   /* protocol */

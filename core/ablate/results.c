@@ -559,6 +559,8 @@ RatAblateResults *rat_ablate_results_collect(const RatSweep *s, const char *out)
     rec->steps = run->steps;
     rec->train_seconds = st->train_seconds;
     rec->eval_seconds = st->eval_seconds;
+    rec->train_cpu_seconds = st->train_cpu_seconds;
+    rec->eval_cpu_seconds = st->eval_cpu_seconds;
     rec->samples_png = file_or_null(st->dir, "samples.png");
     rec->losses_png = file_or_null(st->dir, "losses.png");
     if (!r->git_revision && st->train == RAT_ABLATE_TRAINED) r->git_revision = git_revision_of(st->dir);

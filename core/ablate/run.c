@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -155,6 +156,8 @@ RatAblateState *rat_ablate_state_read(const RatSweep *sweep, guint i, const char
   double metrics_total = 0;
   read_metrics(st->dir, &st->step, &st->step_seconds, &metrics_total);
   st->train_seconds = member_double(rec, "train_seconds", metrics_total);
+  st->train_cpu_seconds = member_double(rec, "train_cpu_seconds", 0);
+  st->eval_cpu_seconds = member_double(rec, "eval_cpu_seconds", 0);
   if (rat_run_is_complete(st->dir)) {
     st->train = RAT_ABLATE_TRAINED;
     if (st->steps > 0) st->step = st->steps;
@@ -340,6 +343,7 @@ typedef struct {
   char *log;           /* the child's output */
   int signalled;       /* SIGINTs passed on */
   int threads;
+  double cpu;          /* user + system seconds of the child, once it ended */
   char *label;
 } Job;
 
@@ -594,6 +598,7 @@ static gboolean job_finished(Runner *r, Job *j, int status) {
   char *how = exit_text(status);
   if (j->stage == STAGE_TRAIN) {
     json_object_set_double_member(rec, "train_seconds", member_double(rec, "train_seconds", 0) + wall);
+    json_object_set_double_member(rec, "train_cpu_seconds", member_double(rec, "train_cpu_seconds", 0) + j->cpu);
     json_object_set_int_member(rec, "train_attempts", (gint64)member_double(rec, "train_attempts", 0) + 1);
     json_object_set_int_member(rec, "threads", j->threads);
     if (ok && rat_run_is_complete(dir)) {
@@ -612,6 +617,8 @@ static gboolean job_finished(Runner *r, Job *j, int status) {
     }
   } else {
     json_object_set_double_member(rec, "eval_seconds", wall);
+    json_object_set_double_member(rec, "eval_cpu_seconds", j->cpu);
+    json_object_set_int_member(rec, "eval_threads", j->threads);
     char *res = path_in(dir, "eval/results.json");
     char *text = NULL;
     gsize len = 0;
@@ -667,16 +674,20 @@ static void forward_stop(Runner *r) {
   if (level > 0) r->interrupted = TRUE;
 }
 
-/* Waits for one child; returns it with its status (NULL when none is running). */
+/* Waits for one child; returns it with its status and CPU time (NULL when none is running). */
 static Job *wait_any(Runner *r, int *status) {
   for (;;) {
     if (!r->active->len) return NULL;
     forward_stop(r);
     for (guint k = 0; k < r->active->len; k++) {
       Job *j = r->active->pdata[k];
-      pid_t p = waitpid(j->pid, status, WNOHANG);
+      struct rusage ru;
+      pid_t p = wait4(j->pid, status, WNOHANG, &ru);
       if (p == j->pid || (p < 0 && errno == ECHILD)) {
         if (p < 0) *status = 0xff00; /* reaped elsewhere: an unknown failure */
+        else
+          j->cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                   ru.ru_stime.tv_usec / 1e6;
         g_spawn_close_pid(j->pid);
         g_ptr_array_remove_index(r->active, k);
         return j;

@@ -217,6 +217,22 @@ static RatConfigNode *keep_only(const RatConfigNode *tree, const char *const *ke
 
 /* ---- identity ------------------------------------------------------------------------------------------------ */
 
+/* @yaml without (@keep FALSE) or with only (@keep TRUE) the top-level block "NAME:": its line and the indented
+ * lines under it. */
+static char *yaml_block(const char *yaml, const char *name, gboolean keep) {
+  GString *o = g_string_new(NULL);
+  gsize nlen = strlen(name);
+  gboolean in = FALSE;
+  for (const char *p = yaml; *p;) {
+    const char *nl = strchr(p, '\n');
+    gsize len = nl ? (gsize)(nl - p + 1) : strlen(p);
+    if (p[0] != ' ' && p[0] != '\n') in = !strncmp(p, name, nlen) && p[nlen] == ':';
+    if (in == keep) g_string_append_len(o, p, (gssize)len);
+    p += len;
+  }
+  return g_string_free(o, FALSE);
+}
+
 static char *identity_yaml(RatRegistry *reg, const RatConfigNode *root, const char *path, RatExperiment **exp_out,
                            GError **error) {
   RatConfigNode *c = rat_config_node_copy(root);
@@ -227,7 +243,8 @@ static char *identity_yaml(RatRegistry *reg, const RatConfigNode *root, const ch
   rat_config_node_unref(c);
   if (!exp) return NULL;
   char *yaml = rat_experiment_resolved_yaml(reg, exp);
-  char *body = g_strdup(skip_comments(yaml));
+  /* the resolved config may spell out the eval: defaults even without the section: not a training setting */
+  char *body = yaml_block(skip_comments(yaml), "eval", FALSE);
   g_free(yaml);
   if (exp_out) *exp_out = exp;
   else rat_experiment_free(exp);
@@ -414,9 +431,12 @@ static gboolean resolve_eval(RatRegistry *reg, const RatConfigNode *tree, const 
   if (!exp) return FALSE;
   char *yaml = rat_experiment_resolved_yaml(reg, exp);
   rat_experiment_free(exp);
-  const char *sec = strstr(yaml, "\neval:\n");
-  run->eval_yaml = g_strdup(sec ? sec + 1 : "eval: {}\n");
+  run->eval_yaml = yaml_block(yaml, "eval", TRUE);
   g_free(yaml);
+  if (!*run->eval_yaml) {
+    g_free(run->eval_yaml);
+    run->eval_yaml = g_strdup("eval: {}\n");
+  }
   run->eval_id = sha256_hex(run->eval_yaml);
   run->eval_sets = g_ptr_array_new_with_free_func(g_free);
   RatConfigNode *parsed = rat_config_parse_string(run->eval_yaml, -1, "<resolved eval>", error);

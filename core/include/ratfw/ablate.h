@@ -90,6 +90,7 @@ typedef struct {
   double train_seconds;   /* wall time spent training so far (ablate's record, else metrics.jsonl) */
   double step_seconds;    /* measured wall seconds per step (metrics.jsonl), 0 when unknown */
   double eval_seconds;    /* results.json wall_seconds, 0 when not evaluated */
+  double train_cpu_seconds, eval_cpu_seconds; /* user + system time of those children (ablate's record), 0 unknown */
   char *error;            /* FAILED: the stage and the last lines of its log */
   char *results_path;     /* RUN/eval/ablate-<eval id>.json when evaluated, else NULL */
 } RatAblateState;
@@ -132,6 +133,7 @@ typedef struct {
   char *error;            /* why it failed, or NULL */
   GHashTable *metrics;    /* name (char*) -> value (double*) from results.json, NULL when not evaluated */
   double train_seconds, eval_seconds;
+  double train_cpu_seconds, eval_cpu_seconds; /* 0 when unknown */
   gint64 steps;
   char *protocol_hash;    /* results.json protocol_hash, or NULL */
   char *samples_png, *losses_png; /* absolute paths of the run's last sample grid and loss curve, or NULL */
