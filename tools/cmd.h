@@ -19,3 +19,4 @@ int parse_options(const char *cmd, const char *params, const char *summary, GOpt
 /* Commands defined in their own files. */
 int cmd_sample(int argc, char **argv); /* tools/cmd-sample.c */
 int cmd_dataset(int argc, char **argv); /* tools/cmd-dataset.c */
+int cmd_eval(int argc, char **argv); /* tools/cmd-eval.c */
