@@ -6,6 +6,7 @@
 #include "registry-private.h"
 
 #include <ratfw/config.h>
+#include <ratfw/eval.h>
 #include <ratfw/error.h>
 
 #include <math.h>
@@ -1126,6 +1127,69 @@ static RatModuleSpec *section_task(RatRegistry *reg, RatConfigNode *root, const 
   return ok ? rat_module_spec_new(tname, sec && !rat_config_is_null(sec) ? sec : NULL) : NULL;
 }
 
+/* The eval: section: the keys of rat_eval_args (core/eval/eval.c), and one mapping per metric type named after it
+ * holding that metric's arguments (eval.fid.extractor). */
+static RatModuleSpec *section_eval(RatRegistry *reg, RatConfigNode *root, Diag *d) {
+  RatConfigNode *sec = rat_config_get(root, "eval");
+  if (rat_config_is_null(sec)) return rat_module_spec_new("eval", NULL);
+  if (sec->kind != RAT_NODE_MAP) {
+    diag_add(d, sec, RAT_ERROR_CONFIG, "eval: expects a mapping (samples:, metrics:, fid: {...}, ...)");
+    return NULL;
+  }
+  gboolean ok = TRUE;
+  for (guint i = 0; i < sec->keys->len; i++) {
+    RatConfigNode *k = sec->keys->pdata[i], *v = sec->values->pdata[i];
+    if (!rat_eval_is_metric_key(reg, k->value) || rat_config_is_null(v)) continue;
+    char *what = g_strdup_printf("eval.%s", k->value);
+    if (v->kind != RAT_NODE_MAP) {
+      diag_add(d, v, RAT_ERROR_CONFIG, "%s: expects a mapping of the metric's arguments (`ratfw plugins %s` lists them)",
+               what, k->value);
+      ok = FALSE;
+    } else {
+      RatModuleSpec *m = parse_module(reg, RAT_KIND_METRIC, v, k->value, what, d, 0);
+      if (m && strcmp(m->type_name, k->value)) {
+        diag_add(d, rat_config_get(v, "type"), RAT_ERROR_CONFIG, "%s: the metric is named by its key; drop 'type: %s'",
+                 what, m->type_name);
+        ok = FALSE;
+      }
+      ok = ok && m;
+      rat_module_spec_free(m);
+    }
+    g_free(what);
+  }
+  RatConfigNode *plain = rat_eval_section_plain(reg, sec);
+  gpointer opts = g_malloc0(sizeof(RatEvalOptions));
+  ok = args_parse_diag(reg, rat_eval_args, rat_eval_n_args, plain, map_key(root, "eval"), opts, "eval", d, 0) && ok;
+  rat_args_clear(rat_eval_args, rat_eval_n_args, opts);
+  g_free(opts);
+  if (plain) rat_config_node_unref(plain);
+  return ok ? rat_module_spec_new("eval", sec) : NULL;
+}
+
+/* The eval: section with its defaults, then each metric mapping with the metric's defaults. */
+static void emit_eval(GString *out, RatRegistry *reg, const RatModuleSpec *s) {
+  g_string_append(out, "eval:\n");
+  RatConfigNode *plain = rat_eval_section_plain(reg, s->node);
+  RatEvalOptions o = {0};
+  if (rat_args_parse(reg, rat_eval_args, rat_eval_n_args, plain, &o, NULL)) {
+    emit_args(out, reg, rat_eval_args, rat_eval_n_args, &o, 2);
+    rat_args_clear(rat_eval_args, rat_eval_n_args, &o);
+  }
+  if (plain) rat_config_node_unref(plain);
+  for (guint i = 0; s->node && i < s->node->keys->len; i++) {
+    RatConfigNode *k = s->node->keys->pdata[i], *v = s->node->values->pdata[i];
+    if (!rat_eval_is_metric_key(reg, k->value) || rat_config_is_null(v)) continue;
+    const RatModuleType *type = rat_registry_lookup(reg, k->value);
+    g_string_append_printf(out, "  %s:\n", k->value);
+    gpointer opts = g_malloc0(MAX(type->options_size, 1));
+    if (rat_args_parse(reg, type->args, type->n_args, v, opts, NULL)) {
+      emit_args(out, reg, type->args, type->n_args, opts, 4);
+      rat_args_clear(type->args, type->n_args, opts);
+    }
+    g_free(opts);
+  }
+}
+
 void rat_experiment_free(RatExperiment *exp) {
   if (!exp) return;
   g_free(exp->path);
@@ -1224,7 +1288,7 @@ RatExperiment *rat_experiment_load_tree(RatRegistry *reg, RatConfigNode *root, c
     exp->task = section_task(reg, root, "train", task->value, task, &d);
   }
   if (rat_config_get(root, "sample")) exp->sample = section_task(reg, root, "sample", "sample", NULL, &d);
-  if (rat_config_get(root, "eval")) exp->eval = section_task(reg, root, "eval", "eval", NULL, &d);
+  if (rat_config_get(root, "eval")) exp->eval = section_eval(reg, root, &d);
   /* data, loss */
   v = rat_config_get(root, "data");
   if (v && !rat_config_is_null(v)) exp->data = parse_module(reg, RAT_KIND_DATASET, v, NULL, "data", &d, 0);
@@ -1309,6 +1373,10 @@ char *rat_experiment_resolved_yaml(RatRegistry *reg, const RatExperiment *exp) {
   for (guint i = 0; i < G_N_ELEMENTS(secs); i++) {
     const RatModuleSpec *s = secs[i].spec;
     if (!s) continue;
+    if (s == exp->eval) {
+      emit_eval(out, reg, s);
+      continue;
+    }
     const RatModuleType *type = rat_registry_lookup(reg, s->type_name);
     if (!type) continue;
     if (secs[i].task) {

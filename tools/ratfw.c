@@ -1013,6 +1013,7 @@ static const struct {
     {"plugins", cmd_plugins, "list plugins and module types, or one type's arguments"},
     {"inspect", cmd_inspect, "build the model and print modules, shapes, parameters and FLOPs"},
     {"sample", cmd_sample, "generate a grid of images for captions from a GAN run or checkpoint"},
+    {"eval", cmd_eval, "measure a GAN run (FID, CLIP score, R-precision, shapes accuracy); 'eval fid A B'; 'eval stats'"},
     {"dataset", cmd_dataset, "'dataset info|preview|fetch': look at a dataset (counts, captions, a contact sheet)"},
     {"tokenize", cmd_tokenize, "print the token ids of captions (CLIP BPE or a word tokenizer)"},
     {"clip", cmd_clip, "'clip encode': embed captions and images with CLIP weights into a safetensors file"},
