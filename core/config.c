@@ -6,6 +6,7 @@
 #include "registry-private.h"
 
 #include <ratfw/config.h>
+#include <ratfw/eval.h>
 #include <ratfw/error.h>
 
 #include <math.h>
@@ -136,6 +137,10 @@ static void map_remove(RatConfigNode *map, const char *key) {
   g_ptr_array_remove_index(map->keys, (guint)i);
   g_ptr_array_remove_index(map->values, (guint)i);
 }
+
+RatConfigNode *rat_config_node_copy(const RatConfigNode *n) { return node_copy(n); }
+
+void rat_config_remove(RatConfigNode *map, const char *key) { map_remove(map, key); }
 
 RatConfigNode *rat_config_lookup(RatConfigNode *root, const char *path) {
   char **parts = g_strsplit(path, ".", -1);
@@ -298,6 +303,11 @@ static void merge_into(RatConfigNode *base, RatConfigNode *over) {
   }
 }
 
+void rat_config_merge(RatConfigNode *base, const RatConfigNode *over) {
+  g_return_if_fail(base->kind == RAT_NODE_MAP && over->kind == RAT_NODE_MAP);
+  merge_into(base, (RatConfigNode *)over);
+}
+
 static RatConfigNode *load_with_includes(const char *path, GPtrArray *stack, GError **error) {
   char *abs = g_canonicalize_filename(path, NULL);
   for (guint i = 0; i < stack->len; i++)
@@ -390,25 +400,54 @@ static void shift_columns(RatConfigNode *n, guint by) {
     for (guint i = 0; i < n->values->len; i++) shift_columns(n->values->pdata[i], by);
 }
 
+static void shift_lines(RatConfigNode *n, guint by) {
+  n->line += by;
+  if (n->keys)
+    for (guint i = 0; i < n->keys->len; i++) shift_lines(n->keys->pdata[i], by);
+  if (n->values)
+    for (guint i = 0; i < n->values->len; i++) shift_lines(n->values->pdata[i], by);
+}
+
 gboolean rat_config_set(RatConfigNode *root, const char *assignment, GError **error) {
+  return rat_config_set_at(root, assignment, NULL, error);
+}
+
+gboolean rat_config_set_at(RatConfigNode *root, const char *assignment, const RatConfigNode *where, GError **error) {
   const char *eq = strchr(assignment, '=');
-  char *name = g_strdup_printf("--set %s", assignment);
+  char *name = where ? g_strdup(where->file) : g_strdup_printf("--set %s", assignment);
   if (!eq || eq == assignment) {
-    g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: expected KEY.PATH=VALUE (for example train.steps=10)",
-                name);
+    if (where)
+      rat_config_error(error, where, RAT_ERROR_CONFIG, "expected KEY.PATH=VALUE (for example train.steps=10), got '%s'",
+                       assignment);
+    else
+      g_set_error(error, RAT_ERROR, RAT_ERROR_CONFIG, "%s: expected KEY.PATH=VALUE (for example train.steps=10)",
+                  name);
     g_free(name);
     return FALSE;
   }
   char *path = g_strndup(assignment, (gsize)(eq - assignment));
-  RatConfigNode *value = rat_config_parse_string(eq + 1, -1, name, error);
+  GError *pe = NULL;
+  RatConfigNode *value = rat_config_parse_string(eq + 1, -1, name, &pe);
   if (!value) {
+    /* the parser's mark counts from the value's start: name the assignment as written instead */
+    if (where) {
+      rat_config_error(error, where, RAT_ERROR_CONFIG, "the value of '%s' is not valid YAML: %s", assignment,
+                       pe->message);
+      g_error_free(pe);
+    } else {
+      g_propagate_error(error, pe);
+    }
     g_free(path);
     g_free(name);
     return FALSE;
   }
-  shift_columns(value, (guint)(eq - assignment) + 1);
+  /* marks: "--set a.b=c:1:COLUMN", or the file position of the scalar @where that holds the assignment */
+  guint col0 = where ? where->column - 1 + (where->quoted ? 1u : 0u) : 0;
+  shift_columns(value, col0 + (guint)(eq - assignment) + 1);
+  if (where) shift_lines(value, where->line - 1);
   RatConfigNode *key_mark = scalar_new("", FALSE, value);
-  key_mark->column = 1;
+  key_mark->line = where ? where->line : 1;
+  key_mark->column = col0 + 1;
   char **parts = g_strsplit(path, ".", -1);
   RatConfigNode *n = root;
   gboolean ok = TRUE;
@@ -1182,6 +1221,69 @@ static RatModuleSpec *section_task(RatRegistry *reg, RatConfigNode *root, const 
   return ok ? rat_module_spec_new(tname, sec && !rat_config_is_null(sec) ? sec : NULL) : NULL;
 }
 
+/* The eval: section: the keys of rat_eval_args (core/eval/eval.c), and one mapping per metric type named after it
+ * holding that metric's arguments (eval.fid.extractor). */
+static RatModuleSpec *section_eval(RatRegistry *reg, RatConfigNode *root, Diag *d) {
+  RatConfigNode *sec = rat_config_get(root, "eval");
+  if (rat_config_is_null(sec)) return rat_module_spec_new("eval", NULL);
+  if (sec->kind != RAT_NODE_MAP) {
+    diag_add(d, sec, RAT_ERROR_CONFIG, "eval: expects a mapping (samples:, metrics:, fid: {...}, ...)");
+    return NULL;
+  }
+  gboolean ok = TRUE;
+  for (guint i = 0; i < sec->keys->len; i++) {
+    RatConfigNode *k = sec->keys->pdata[i], *v = sec->values->pdata[i];
+    if (!rat_eval_is_metric_key(reg, k->value) || rat_config_is_null(v)) continue;
+    char *what = g_strdup_printf("eval.%s", k->value);
+    if (v->kind != RAT_NODE_MAP) {
+      diag_add(d, v, RAT_ERROR_CONFIG, "%s: expects a mapping of the metric's arguments (`ratfw plugins %s` lists them)",
+               what, k->value);
+      ok = FALSE;
+    } else {
+      RatModuleSpec *m = parse_module(reg, RAT_KIND_METRIC, v, k->value, what, d, 0);
+      if (m && strcmp(m->type_name, k->value)) {
+        diag_add(d, rat_config_get(v, "type"), RAT_ERROR_CONFIG, "%s: the metric is named by its key; drop 'type: %s'",
+                 what, m->type_name);
+        ok = FALSE;
+      }
+      ok = ok && m;
+      rat_module_spec_free(m);
+    }
+    g_free(what);
+  }
+  RatConfigNode *plain = rat_eval_section_plain(reg, sec);
+  gpointer opts = g_malloc0(sizeof(RatEvalOptions));
+  ok = args_parse_diag(reg, rat_eval_args, rat_eval_n_args, plain, map_key(root, "eval"), opts, "eval", d, 0) && ok;
+  rat_args_clear(rat_eval_args, rat_eval_n_args, opts);
+  g_free(opts);
+  if (plain) rat_config_node_unref(plain);
+  return ok ? rat_module_spec_new("eval", sec) : NULL;
+}
+
+/* The eval: section with its defaults, then each metric mapping with the metric's defaults. */
+static void emit_eval(GString *out, RatRegistry *reg, const RatModuleSpec *s) {
+  g_string_append(out, "eval:\n");
+  RatConfigNode *plain = rat_eval_section_plain(reg, s->node);
+  RatEvalOptions o = {0};
+  if (rat_args_parse(reg, rat_eval_args, rat_eval_n_args, plain, &o, NULL)) {
+    emit_args(out, reg, rat_eval_args, rat_eval_n_args, &o, 2);
+    rat_args_clear(rat_eval_args, rat_eval_n_args, &o);
+  }
+  if (plain) rat_config_node_unref(plain);
+  for (guint i = 0; s->node && i < s->node->keys->len; i++) {
+    RatConfigNode *k = s->node->keys->pdata[i], *v = s->node->values->pdata[i];
+    if (!rat_eval_is_metric_key(reg, k->value) || rat_config_is_null(v)) continue;
+    const RatModuleType *type = rat_registry_lookup(reg, k->value);
+    g_string_append_printf(out, "  %s:\n", k->value);
+    gpointer opts = g_malloc0(MAX(type->options_size, 1));
+    if (rat_args_parse(reg, type->args, type->n_args, v, opts, NULL)) {
+      emit_args(out, reg, type->args, type->n_args, opts, 4);
+      rat_args_clear(type->args, type->n_args, opts);
+    }
+    g_free(opts);
+  }
+}
+
 void rat_experiment_free(RatExperiment *exp) {
   if (!exp) return;
   g_free(exp->path);
@@ -1201,10 +1303,16 @@ void rat_experiment_free(RatExperiment *exp) {
 RatExperiment *rat_experiment_load(RatRegistry *reg, const char *path, const char *const *sets, GError **error) {
   RatConfigNode *root = rat_config_load(path, sets, error);
   if (!root) return NULL;
+  RatExperiment *exp = rat_experiment_load_tree(reg, root, path, error);
+  rat_config_node_unref(root);
+  return exp;
+}
+
+RatExperiment *rat_experiment_load_tree(RatRegistry *reg, RatConfigNode *root, const char *path, GError **error) {
   Diag d;
   diag_init(&d);
   RatExperiment *exp = g_new0(RatExperiment, 1);
-  exp->root = root;
+  exp->root = rat_config_node_ref(root);
   exp->path = g_canonicalize_filename(path, NULL);
   char *base = g_path_get_basename(path);
   char *dot = g_str_has_suffix(base, ".yaml") || g_str_has_suffix(base, ".yml") ? strrchr(base, '.') : NULL;
@@ -1274,7 +1382,7 @@ RatExperiment *rat_experiment_load(RatRegistry *reg, const char *path, const cha
     exp->task = section_task(reg, root, "train", task->value, task, &d);
   }
   if (rat_config_get(root, "sample")) exp->sample = section_task(reg, root, "sample", "sample", NULL, &d);
-  if (rat_config_get(root, "eval")) exp->eval = section_task(reg, root, "eval", "eval", NULL, &d);
+  if (rat_config_get(root, "eval")) exp->eval = section_eval(reg, root, &d);
   /* data, loss */
   v = rat_config_get(root, "data");
   if (v && !rat_config_is_null(v)) exp->data = parse_module(reg, RAT_KIND_DATASET, v, NULL, "data", &d, 0);
@@ -1359,6 +1467,10 @@ char *rat_experiment_resolved_yaml(RatRegistry *reg, const RatExperiment *exp) {
   for (guint i = 0; i < G_N_ELEMENTS(secs); i++) {
     const RatModuleSpec *s = secs[i].spec;
     if (!s) continue;
+    if (s == exp->eval) {
+      emit_eval(out, reg, s);
+      continue;
+    }
     const RatModuleType *type = rat_registry_lookup(reg, s->type_name);
     if (!type) continue;
     if (secs[i].task) {

@@ -19,3 +19,6 @@ int parse_options(const char *cmd, const char *params, const char *summary, GOpt
 /* Commands defined in their own files. */
 int cmd_sample(int argc, char **argv); /* tools/cmd-sample.c */
 int cmd_dataset(int argc, char **argv); /* tools/cmd-dataset.c */
+int cmd_eval(int argc, char **argv); /* tools/cmd-eval.c */
+int cmd_ablate(int argc, char **argv); /* tools/cmd-ablate.c */
+int validate_sweep(const char *path, char **sets, gboolean resolved); /* tools/cmd-ablate.c: ratfw validate SWEEP */

@@ -117,11 +117,16 @@ static int cmd_validate(int argc, char **argv) {
       {"resolved", 0, 0, G_OPTION_ARG_NONE, &resolved, "Print the resolved config (every default filled in)", NULL},
       {NULL}};
   int st = parse_options("validate", "EXPERIMENT.yaml",
-                         "Checks an experiment file against the installed plugins and reports every error with\n"
-                         "file:line:column. Does no work.",
+                         "Checks an experiment file (or a sweep file of ratfw ablate: every variant) against the\n"
+                         "installed plugins and reports every error with file:line:column. Does no work.",
                          entries, &argc, &argv);
   if (st >= 0) return st;
   if (argc != 2) return fail(EXIT_USAGE, "validate", "expected one experiment file (see ratfw validate --help)");
+  if (rat_sweep_file_is_sweep(argv[1])) {
+    st = validate_sweep(argv[1], sets, resolved);
+    g_strfreev(sets);
+    return st;
+  }
   RatRegistry *reg = load_registry(TRUE, NULL);
   GError *e = NULL;
   RatExperiment *exp = rat_experiment_load(reg, argv[1], (const char *const *)sets, &e);
@@ -1026,9 +1031,11 @@ static const struct {
     {"plugins", cmd_plugins, "list plugins and module types, or one type's arguments"},
     {"inspect", cmd_inspect, "build the model and print modules, shapes, parameters and FLOPs"},
     {"sample", cmd_sample, "generate a grid of images for captions from a GAN run or checkpoint"},
+    {"eval", cmd_eval, "measure a GAN run (FID, CLIP score, R-precision, shapes accuracy); 'eval fid A B'; 'eval stats'"},
     {"dataset", cmd_dataset, "'dataset info|preview|fetch': look at a dataset (counts, captions, a contact sheet)"},
     {"tokenize", cmd_tokenize, "print the token ids of captions (CLIP BPE or a word tokenizer)"},
     {"clip", cmd_clip, "'clip encode': embed captions and images with CLIP weights into a safetensors file"},
+    {"ablate", cmd_ablate, "train and evaluate every variant x seed of a sweep; table, chart and report"},
     {"bench", cmd_bench, "benchmarks next to PyTorch: 'ops' (kernel GFLOP/s), 'clip', 'data' (input pipeline), 'gan' (one iteration)"},
 };
 

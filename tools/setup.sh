@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ratfw needs to build and test (idempotent: skips apt when all are present).
 #   tools/setup.sh            build + test dependencies
-#   tools/setup.sh --torch    also python3-torch, PIL and torchvision: fixture regeneration, PyTorch benchmarks, and
-#                             the checkpoint converter (tools/test.sh installs them: its converter test needs torch)
+#   tools/setup.sh --torch    also python3-torch, PIL, torchvision and scipy: fixture regeneration (scipy: the FID
+#                             and Welch-test references), PyTorch benchmarks, and the checkpoint converter
+#                             (tools/test.sh installs them: its converter test needs torch)
 #   tools/setup.sh --emoji    also npm and openssl, then fetches the emoji dataset (tools/fetch-emoji.sh)
 set -euo pipefail
 emoji=0
 fetch_emoji() { if [ "$emoji" = 1 ]; then sh "$(dirname "$0")/fetch-emoji.sh"; fi; }
 pkgs=(build-essential autoconf automake libtool autoconf-archive pkg-config
       libglib2.0-dev libyaml-dev libpng-dev libdnnl-dev libjson-glib-dev libzip-dev libcairo2-dev
-      libjpeg62-turbo-dev zlib1g-dev python3 dataset-fashion-mnist)
+      libjpeg62-turbo-dev zlib1g-dev libopenblas-openmp-dev python3 dataset-fashion-mnist)
 for a in "$@"; do
   case "$a" in
     --torch)  # libopenblas0-openmp: without it Debian's torch calls the reference BLAS (about 2 GFLOP/s here),
               # which would make every PyTorch benchmark a strawman
-              pkgs+=(python3-torch python3-numpy python3-pil python3-torchvision libopenblas0-openmp) ;;
+              pkgs+=(python3-torch python3-numpy python3-pil python3-torchvision libopenblas0-openmp python3-scipy) ;;
     --emoji)  # npm may come from elsewhere (nodesource): Debian's npm would conflict with that nodejs
               command -v npm >/dev/null || pkgs+=(npm)
               command -v openssl >/dev/null || pkgs+=(openssl)

@@ -172,6 +172,23 @@ RatRunContext *rat_run_context_new(RatRegistry *reg, RatExperiment *exp, const c
   return ctx;
 }
 
+RatRunContext *rat_run_context_new_console(const char *dir, const char *log_path, gboolean quiet) {
+  RatRunContext *ctx = g_new0(RatRunContext, 1);
+  ctx->dir = g_canonicalize_filename(dir ? dir : ".", NULL);
+  ctx->threads = rat_get_num_threads();
+  ctx->quiet = quiet;
+  ctx->required = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  ctx->progress = g_new0(RatProgress, 1);
+  ctx->progress->t0 = g_get_monotonic_time();
+  if (log_path) {
+    char *d = g_path_get_dirname(log_path);
+    g_mkdir_with_parents(d, 0755);
+    g_free(d);
+    ctx->log = fopen(log_path, "a");
+  }
+  return ctx;
+}
+
 void rat_run_context_finish(RatRunContext *ctx, gboolean ok) {
   rat_run_progress_end(ctx);
   if (ctx->log) fflush(ctx->log);
@@ -251,6 +268,23 @@ void rat_run_metrics(RatRunContext *ctx, gint64 step, ...) {
     else g_string_append(line, "null");
   }
   va_end(ap);
+  g_string_append(line, "}\n");
+  fputs(line->str, ctx->metrics);
+  fflush(ctx->metrics);
+  g_string_free(line, TRUE);
+}
+
+void rat_run_metrics_array(RatRunContext *ctx, gint64 step, guint n, const char *const *names, const double *values) {
+  if (!ctx->metrics) return;
+  GString *line = g_string_new(NULL);
+  double t = (double)(g_get_monotonic_time() - ctx->progress->t0) / 1e6;
+  g_string_append_printf(line, "{\"step\": %" G_GINT64_FORMAT ", \"time\": %.3f", step, t);
+  for (guint i = 0; i < n; i++) {
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+    g_string_append_printf(line, ", \"%s\": ", names[i]);
+    if (isfinite(values[i])) g_string_append(line, g_ascii_formatd(buf, sizeof buf, "%.9g", values[i]));
+    else g_string_append(line, "null");
+  }
   g_string_append(line, "}\n");
   fputs(line->str, ctx->metrics);
   fflush(ctx->metrics);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Regenerates every golden fixture in tests/fixtures/ from the PyTorch reference scripts.
-# Needs python3-torch, python3-pil and python3-torchvision (tools/setup.sh --torch); runs with /usr/bin/python3.
+# Needs python3-torch, python3-pil, python3-torchvision and python3-scipy (tools/setup.sh --torch); runs with
+# /usr/bin/python3.
 set -e
 cd "$(dirname "$0")"
 PY=${PYTHON:-/usr/bin/python3}

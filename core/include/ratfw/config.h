@@ -37,6 +37,16 @@ RatConfigNode *rat_config_parse_file(const char *path, GError **error);
 RatConfigNode *rat_config_load(const char *path, const char *const *sets, GError **error);
 /* Applies one "a.b.c=value" override in place. */
 gboolean rat_config_set(RatConfigNode *root, const char *assignment, GError **error);
+/* The same for an assignment written in a file as the scalar @where (e.g. a sweep's variant list): the new nodes
+ * and any error carry @where's file:line:column instead of "--set ...". @where NULL is rat_config_set. */
+gboolean rat_config_set_at(RatConfigNode *root, const char *assignment, const RatConfigNode *where, GError **error);
+/* Merges the mapping @over into the mapping @base as `include:` does (mappings merge key by key, `key: ~` deletes,
+ * a module mapping of another `type:` replaces the inherited one). @over's nodes are copied with their marks. */
+void rat_config_merge(RatConfigNode *base, const RatConfigNode *over);
+/* A deep copy, marks kept. */
+RatConfigNode *rat_config_node_copy(const RatConfigNode *n);
+/* Removes @key from the mapping @map (nothing when absent). */
+void rat_config_remove(RatConfigNode *map, const char *key);
 
 /* MAP lookup; NULL when absent or @n is not a map. */
 RatConfigNode *rat_config_get(RatConfigNode *n, const char *key);
@@ -82,6 +92,9 @@ typedef struct {
  * "file:line:column: ..." line each); the code is the first error's (RAT_ERROR_CONFIG or RAT_ERROR_NOT_FOUND
  * for an unknown type, RAT_ERROR_IO for an unreadable file). */
 RatExperiment *rat_experiment_load(RatRegistry *reg, const char *path, const char *const *sets, GError **error);
+/* The same for a tree already loaded (includes and overrides applied); @path names the experiment (its name and
+ * the directory `requires:` is relative to). Takes its own reference to @root. */
+RatExperiment *rat_experiment_load_tree(RatRegistry *reg, RatConfigNode *root, const char *path, GError **error);
 void rat_experiment_free(RatExperiment *exp);
 /* The resolved config: the experiment with every default filled in (what the run directory stores). */
 char *rat_experiment_resolved_yaml(RatRegistry *reg, const RatExperiment *exp);

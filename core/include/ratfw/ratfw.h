@@ -17,3 +17,6 @@
 #include <ratfw/clip.h>
 #include <ratfw/dataset.h>
 #include <ratfw/gan.h>
+#include <ratfw/npz.h>
+#include <ratfw/eval.h>
+#include <ratfw/ablate.h>

@@ -31,6 +31,10 @@ struct _RatRunContext {
  * @resume is FALSE. Writes resolved.yaml and provenance.json; opens log.txt and metrics.jsonl. */
 RatRunContext *rat_run_context_new(RatRegistry *reg, RatExperiment *exp, const char *dir, gboolean resume,
                                    const char *command_line, GError **error);
+/* A context for a command that reports progress and log lines without being a run (ratfw eval): no resolved.yaml,
+ * provenance or metrics; log lines go to stderr (unless @quiet) and are appended to @log_path when it is not NULL.
+ * Free with rat_run_context_free. */
+RatRunContext *rat_run_context_new_console(const char *dir, const char *log_path, gboolean quiet);
 /* Closes the files; with @ok (and not interrupted) marks the run complete (a DONE file). */
 void rat_run_context_finish(RatRunContext *ctx, gboolean ok);
 void rat_run_context_free(RatRunContext *ctx);
@@ -43,6 +47,8 @@ char *rat_run_default_dir(const RatExperiment *exp, const char *parent);
 void rat_run_log(RatRunContext *ctx, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* One metrics.jsonl line {"step": N, "time": seconds, name: value, ...}; pairs (const char *, double), NULL-ended. */
 void rat_run_metrics(RatRunContext *ctx, gint64 step, ...) G_GNUC_NULL_TERMINATED;
+/* The same line from arrays: @n names and values. */
+void rat_run_metrics_array(RatRunContext *ctx, gint64 step, guint n, const char *const *names, const double *values);
 /* A file inside the run directory (g_free). */
 char *rat_run_path(RatRunContext *ctx, const char *name);
 /* The run directory of a required experiment (NULL when @exp_path is not among `requires:`). */
