@@ -3,7 +3,8 @@
 # the paper configs gives the parameter counts that the PyTorch reference (tools/reference/ref_gan.py at full size)
 # gives for the same modules (docs/models.md). CLIP weights are not shipped: the text encoder is built as a
 # random ViT-B/32 of the same architecture (--set ...architecture=vit-b32), which leaves every count unchanged.
-# configs/paper/base/ holds the included bases; they are validated through the files that include them.
+# configs/paper/base/ holds the included bases; they are validated through the files that include them. Sweeps
+# (configs/ablations/, `base:`) validate every variant the same way.
 B=${RATFW_BUILDDIR:-$(pwd)}
 S=${RATFW_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 R="$B/tools/ratfw"
@@ -15,7 +16,7 @@ notok() { n=$((n + 1)); echo "not ok $n - $1"; sed 's/^/# /' "$T/out" | tail -8;
 t() { if "$@"; then ok "$D"; else notok "$D"; fi; }
 A="--set model.text_encoder.weights= --set model.text_encoder.architecture=vit-b32"
 for f in $(cd "$S" && find configs -name '*.yaml' -not -path '*/runs/*' -not -path '*/base/*' | sort); do
-  if grep -q "^task: train_gan\|^include:" "$S/$f" && ! grep -q "^task: pretrain_clip\|^task: text2shapes" "$S/$f"; then
+  if grep -q "^task: train_gan\|^include:\|^base:" "$S/$f" && ! grep -q "^task: pretrain_clip\|^task: text2shapes" "$S/$f"; then
     "$R" validate "$S/$f" $A >"$T/out" 2>&1
   else
     "$R" validate "$S/$f" >"$T/out" 2>&1

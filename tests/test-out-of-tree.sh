@@ -1,7 +1,8 @@
 #!/bin/sh
-# Out-of-tree plugin (TAP): installs ratfw into a temporary prefix (make install DESTDIR=...), builds the FiLM
-# example of docs/writing-a-conditioner.md with `cc $(pkg-config --cflags --libs ratfw) -shared -fPIC`, loads it
-# through RATFW_PLUGIN_PATH with the installed ratfw and runs it (ratfw inspect: one forward pass).
+# Out-of-tree plugins (TAP): installs ratfw into a temporary prefix (make install DESTDIR=...), builds the FiLM
+# example of docs/writing-a-conditioner.md, the upconv_block of docs/writing-a-block.md and the concat_head of
+# docs/writing-a-head.md with `cc $(pkg-config --cflags --libs ratfw) -shared -fPIC`, loads them through
+# RATFW_PLUGIN_PATH with the installed ratfw and runs them (ratfw inspect: one forward pass).
 B=${RATFW_BUILDDIR:-$(pwd)}
 S=${RATFW_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 T=$(mktemp -d "${TMPDIR:-/tmp}/ratfw-oot-XXXXXX")
@@ -46,4 +47,25 @@ step "ratfw inspect film.yaml runs a forward" "$P/bin/ratfw" inspect "$S/docs/ex
 # channels 16, cond_dim 8: gamma and beta linear layers, 2 * (16*8 + 16) = 288 learnable parameters
 if grep -Eq "^conditioner +film +\[1, 16, 8, 8\] +288 +0 " "$T/log"; then ok "film: output [1, 16, 8, 8], 288 parameters"
 else notok "inspect output"; fi
+# the generator_block and discriminator_head examples (docs/writing-a-block.md, docs/writing-a-head.md)
+# run inside the built DF-GAN generator and discriminator and the CLIP text encoder, so the tree's plugins follow
+export RATFW_PLUGIN_PATH="$T/plugins:$B/plugins/.libs:$B/conditioners/.libs"
+for ex in upconv_block concat_head; do
+  step "cc \$(pkg-config --cflags --libs ratfw) -shared -fPIC builds $ex.so" \
+    sh -c "cc -Wall -Wextra -Werror \$($PC --cflags --libs ratfw) -shared -fPIC -o '$T/plugins/$ex.so' '$S/docs/examples/$ex/$ex.c' \$($PC --libs ratfw)"
+  step "installed ratfw loads $ex through RATFW_PLUGIN_PATH" "$P/bin/ratfw" plugins $ex
+  if grep -q "Interface (RatGeneratorBlockIface\|Interface (RatDiscriminatorHeadIface" "$T/log"
+  then ok "ratfw plugins $ex documents its kind's interface"; else notok "ratfw plugins $ex interface"; fi
+  step "ratfw validate $ex.yaml" "$P/bin/ratfw" validate "$S/docs/examples/$ex/$ex.yaml"
+  step "ratfw inspect $ex.yaml runs a forward" "$P/bin/ratfw" inspect "$S/docs/examples/$ex/$ex.yaml"
+  cp "$T/log" "$T/inspect-$ex"
+done
+# stage 1: conv 16 -> 8 (1160) + an affine on 8 channels of [z; s] (612 wide): 2 * (612*8 + 8 + 8*8 + 8) = 9952
+cp "$T/inspect-upconv_block" "$T/log"
+if grep -Eq "^  1 +upconv_block +\[1, 8, 16, 16\] +11112 +0 " "$T/log"
+then ok "upconv_block: stage 1 output [1, 8, 16, 16], 11112 parameters"; else notok "upconv_block inspect row"; fi
+# fc1 (8 nf + E = 32 + 512 -> 16) + fc2 (16 -> 1): 544*16 + 16 + 17 = 8737
+cp "$T/inspect-concat_head" "$T/log"
+if grep -Eq "^  head +concat_head +\[1\] +8737 +0 " "$T/log"
+then ok "concat_head: logits [1], 8737 parameters"; else notok "concat_head inspect row"; fi
 echo "1..$n"
