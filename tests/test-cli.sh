@@ -33,8 +33,8 @@ lastline() { # lastline DESCRIPTION FILE TEXT: the last line of FILE is exactly 
 
 check "ratfw --help" 0 "$R" --help
 has "--help lists commands" "$T/out" "inspect    build the model"
-for c in run validate plugins inspect; do check "ratfw $c --help" 0 "$R" $c --help; done
-has "run --help documents --resume" "$T/out" "Usage:"
+for c in validate plugins inspect run; do check "ratfw $c --help" 0 "$R" $c --help; done
+has "run --help documents --resume" "$T/out" "--resume"
 check "unknown command exits 2" 2 "$R" frobnicate
 lastline "unknown command cause" "$T/err" "ratfw: unknown command 'frobnicate' (commands: run, validate, plugins, inspect; see ratfw --help)"
 check "bad option exits 2" 2 "$R" run --no-such-option "$C/base.yaml"
