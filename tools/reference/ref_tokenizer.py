@@ -7,7 +7,7 @@ openai/CLIP's code). Cleaning is the subset ratfw documents in core/include/ratf
 used. Pre-tokenisation uses Debian's python3-regex for \\p{L} / \\p{N}.
 
 Input: tests/fixtures/tokenizer_captions.txt (one caption per line; escapes \\n \\t \\r \\\\ \\uXXXX \\UXXXXXXXX).
-Vocabulary: $RATFW_CLIP_VOCAB or ../shared/data/clip/bpe_simple_vocab_16e6.txt.gz next to the repository.
+Vocabulary: $RATFW_CLIP_VOCAB or tests/fixtures/clip/bpe_simple_vocab_16e6.txt.gz (shipped; openai/CLIP's file, MIT).
 Output: tests/fixtures/tokenizer.safetensors (cases in the metadata, ids as I32 tensors).
 """
 import gzip
@@ -25,7 +25,7 @@ from common import FIXTURE_DIR, Fixture
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-VOCAB = os.environ.get("RATFW_CLIP_VOCAB") or os.path.join(REPO, "..", "shared", "data", "clip",
+VOCAB = os.environ.get("RATFW_CLIP_VOCAB") or os.path.join(REPO, "tests", "fixtures", "clip",
                                                              "bpe_simple_vocab_16e6.txt.gz")
 CONTEXT = 77
 N_MERGES = 49152 - 256 - 2
