@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-static const char *const extractors[] = {"clip", NULL};
+static const char *const extractors[] = {"clip", "inception", "inception_fid", NULL};
 static const char *const transforms[] = {"galip", "standard", NULL};
 static const char *const splits[] = {"test", "train", NULL};
 
@@ -24,13 +24,15 @@ typedef struct {
 
 static const RatArgSpec fid_args[] = {
     RAT_ARG_C(FidOptions, extractor, "clip", extractors,
-              "feature network: clip (a CLIP image tower: image embedding before normalisation)"),
+              "feature network: clip (a CLIP image tower: image embedding before normalisation), inception "
+              "(torchvision's Inception-v3 pool3, as GALIP/RATLIP) or inception_fid (pytorch-fid's FID-Inception pool3)"),
     RAT_ARG_P(FidOptions, clip, "", "extractor clip: the CLIP: empty = the run's text-encoder CLIP (as released); or a pretrain_clip "
               "run directory, or a CLIP model.safetensors such as ViT-B/32"),
     RAT_ARG_P(FidOptions, vocab, "", "tokenizer of a CLIP given by path, when none lies beside its weights"),
-    RAT_ARG_P(FidOptions, weights, "", "Inception weights (safetensors converted from the .pth; docs/evaluation.md)"),
+    RAT_ARG_P(FidOptions, weights, "", "Inception weights (safetensors converted from the .pth by tools/convert-inception.py; docs/inception.md)"),
     RAT_ARG_C(FidOptions, transform, "galip", transforms,
-              "preprocessing: galip (the released quirks: CLIP §5.1, Inception §9.1) or standard"),
+              "preprocessing: galip (the released quirks: CLIP §5.1, Inception §9.1) or standard (inception_fid: always "
+              "pytorch-fid's)"),
     RAT_ARG_P(FidOptions, reference, "", "reference statistics: an .npz with mu [D] and sigma [D, D] (the released "
               "*_val256_FIDK0.npz) or features [N, D]; empty: computed from the dataset split and cached"),
     RAT_ARG_C(FidOptions, reference_split, "test", splits, "split the reference statistics are computed from"),

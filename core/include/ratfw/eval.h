@@ -148,10 +148,10 @@ guint rat_eval_rank_first(const float *query, const float *candidates, guint k, 
 /* A feature extractor for FID: images [n, 3, S, S] in [-1, 1] -> features [n, D]. */
 typedef struct _RatExtractor RatExtractor;
 typedef struct {
-  const char *kind;       /* "clip", "inception" (torchvision), "fid_inception" (pytorch-fid's TF port) */
+  const char *kind;       /* "clip", "inception" (torchvision), "inception_fid" (pytorch-fid's TF port) */
   const char *clip;       /* kind clip: NULL or "" (the run's CLIP) or a path */
   const char *vocab;
-  const char *weights;    /* kind inception / fid_inception: safetensors converted from the .pth */
+  const char *weights;    /* kind inception / inception_fid: safetensors converted from the .pth */
   const char *transform;  /* "galip" (the released quirks, §5.1 / §9.1) or "standard" */
 } RatExtractorOptions;
 RatExtractor *rat_extractor_new(RatEvalContext *ctx, const RatExtractorOptions *o, GError **error);
@@ -164,6 +164,34 @@ const char *rat_extractor_name(RatExtractor *x);
 const char *rat_extractor_weights(RatExtractor *x);
 const char *rat_extractor_sha256(RatExtractor *x);
 const char *rat_extractor_preprocess(RatExtractor *x);
+
+/* Inception-v3 for FID (core/eval/inception.c): torchvision's inception_v3 (@fid FALSE, GALIP/RATLIP's FID, §9.1) or
+ * pytorch-fid's FID-Inception (@fid TRUE: FIDInceptionA/C/E_1 average-pool with count_include_pad=False, E_2
+ * max-pools), BatchNorm folded into the convolutions at load, no gradient. Weights: safetensors in the .pth's names
+ * (tools/convert-inception.py, docs/inception.md); a missing or wrong file is an error saying how to convert. */
+typedef struct _RatInception RatInception;
+RatInception *rat_inception_load(const char *path, gboolean fid, GError **error);
+void rat_inception_free(RatInception *net);
+/* x [B, 3, H, W] (H, W >= 75; 299 as trained), already preprocessed -> pool3 features [B, 2048] (scope-owned). */
+RatTensor *rat_inception_forward(RatInception *net, RatTensor *x);
+typedef enum {
+  RAT_INCEPTION_STANDARD = 0, /* the network sees x in [-1, 1] bilinearly resized to 299 (torchvision's transform_input
+                               * applied to ImageNet-normalised input; pytorch-fid's normalize_input 2u - 1) */
+  RAT_INCEPTION_GALIP = 1,    /* §9.1, the released quirk: u = (x + 1)/2 resized to 299, then
+                               * v_c = u std_c/0.5 + (mean_c - 0.5)/0.5 (transform_input applied to a [0, 1] image) */
+} RatInceptionTransform;
+/* Images [B, 3, S, S] in [-1, 1] -> the network's input [B, 3, 299, 299] (bilinear, align_corners=False). */
+RatTensor *rat_inception_preprocess(RatTensor *images, RatInceptionTransform t);
+
+/* 2-D pooling with padding for the extractors, forward only (no autograd): torch's max_pool2d (padding counts as
+ * -inf) and avg_pool2d with count_include_pad True or False. x [B, C, H, W] -> [B, C, OH, OW] channels-last,
+ * OH = (H + 2 pad - k)/s + 1; pad <= k/2. */
+typedef enum {
+  RAT_EVAL_POOL_MAX = 0,
+  RAT_EVAL_POOL_AVG_INCLUDE_PAD = 1,
+  RAT_EVAL_POOL_AVG_EXCLUDE_PAD = 2,
+} RatEvalPool;
+RatTensor *rat_eval_pool2d(RatTensor *x, RatEvalPool kind, int k, int s, int pad);
 
 /* Reference statistics of a dataset split through an extractor (core/eval/reference.c): the real images resized to
  * @size (the loader's plain bilinear resize, no flip), one epoch in item order. With @cache they are read from or
