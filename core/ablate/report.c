@@ -64,6 +64,10 @@ static void draw_panel(cairo_t *cr, const RatAblateResults *r, guint m, double x
   cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
   cairo_set_font_size(cr, 14);
   char *title = g_strdup_printf("%s%s", metric, dir == 1 ? " (higher is better)" : dir == 2 ? " (lower is better)" : "");
+  /* a long metric name (shapes_accuracy_background ...) is set smaller rather than over the next panel's title */
+  cairo_text_extents_t te;
+  cairo_text_extents(cr, title, &te);
+  if (te.x_advance > w - 8) cairo_set_font_size(cr, MAX(7.0, 14 * (w - 8) / te.x_advance));
   text_at(cr, x0 + w / 2, y0 + 10, title, 0.5, 0);
   g_free(title);
   cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);

@@ -353,12 +353,21 @@ static void job_free(Job *j) {
   g_free(j);
 }
 
+/* The sweep directory's lock (lock_out), held by rat_ablate_run and handed to every child as its descriptor 3: a
+ * flock belongs to the open file, so the lock stays taken until the sweep AND all its children have ended. A sweep
+ * killed outright (kill -9) leaves its children to checkpoint and stop; the next ratfw ablate waits for them
+ * instead of training the same run directory twice at once. */
+static int sweep_lock_fd = -1;
+static pid_t sweep_pid;
+
 static void child_setup(gpointer user_data) {
   /* its own process group, so that the terminal's Ctrl-C reaches the sweep alone, which passes it on once */
   setpgid(0, 0);
 #ifdef __linux__
   /* a sweep killed outright still lets its children checkpoint and stop */
   prctl(PR_SET_PDEATHSIG, SIGINT);
+  /* ... also when it died between the fork and the prctl */
+  if (getppid() != sweep_pid) _exit(128 + SIGINT);
 #endif
 }
 
@@ -379,8 +388,17 @@ static gboolean spawn_child(GPtrArray *argv, const char *log, GPid *pid, GError 
   g_date_time_unref(now);
   g_free(line);
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  sweep_pid = getpid();
+#if GLIB_CHECK_VERSION(2, 68, 0)
+  const int lock_src[1] = {sweep_lock_fd}, lock_dst[1] = {3};
+  gboolean ok = g_spawn_async_with_pipes_and_fds(NULL, (const char *const *)argv->pdata, NULL,
+                                                 G_SPAWN_DO_NOT_REAP_CHILD, child_setup, NULL, devnull, fd, fd,
+                                                 lock_src, lock_dst, sweep_lock_fd >= 0 ? 1 : 0, pid, NULL, NULL,
+                                                 NULL, error);
+#else /* the children do not hold the lock: the next sweep does not wait for the children of a killed one */
   gboolean ok = g_spawn_async_with_fds(NULL, (char **)argv->pdata, NULL, G_SPAWN_DO_NOT_REAP_CHILD, child_setup, NULL,
                                        pid, devnull, fd, fd, error);
+#endif
   if (devnull >= 0) close(devnull);
   close(fd);
   return ok;
@@ -689,7 +707,7 @@ static Job *wait_any(Runner *r, int *status) {
           j->cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                    ru.ru_stime.tv_usec / 1e6;
         g_spawn_close_pid(j->pid);
-        g_ptr_array_remove_index(r->active, k);
+        g_ptr_array_steal_index(r->active, k); /* the caller frees it */
         return j;
       }
     }
@@ -770,20 +788,39 @@ static gboolean run_requirements(Runner *r, const GArray *todo, GError **error) 
   return ok;
 }
 
-/* One ratfw ablate per sweep directory at a time. Returns the open lock file, or -1. */
-static int lock_out(const char *out, GError **error) {
+/* One ratfw ablate per sweep directory at a time, children included (sweep_lock_fd). Returns the open lock file, or
+ * -1. When the ratfw ablate that holds it has ended (killed) and only its children still hold it, they were told
+ * to stop (SIGINT): waits for them. */
+static int lock_out(const char *out, FILE *log, GError **error) {
   char *p = path_in(out, ".ablate.lock");
   int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     g_set_error(error, RAT_ERROR, RAT_ERROR_IO, "cannot open %s: %s", p, g_strerror(errno));
-  } else if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    g_free(p);
+    return -1;
+  }
+  gboolean locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  if (!locked) {
     char buf[32] = {0};
-    if (read(fd, buf, sizeof buf - 1) < 0) buf[0] = 0;
-    g_set_error(error, RAT_ERROR, RAT_ERROR_IO,
-                "another ratfw ablate (pid %s) is running in %s: wait for it or stop it first", g_strstrip(buf), out);
-    close(fd);
-    fd = -1;
-  } else {
+    if (pread(fd, buf, sizeof buf - 1, 0) < 0) buf[0] = 0;
+    gint64 holder = 0;
+    gboolean known = g_ascii_string_to_signed(g_strstrip(buf), 10, 1, G_MAXINT, &holder, NULL);
+    if (known && kill((pid_t)holder, 0) != 0 && errno == ESRCH) {
+      if (log)
+        fprintf(log, "ratfw ablate: the ratfw ablate that ran in %s (pid %" G_GINT64_FORMAT ") has ended; waiting "
+                "for its runs to checkpoint and stop\n", out, holder);
+      while (!(locked = flock(fd, LOCK_EX) == 0) && errno == EINTR) {
+      }
+    }
+    if (!locked) {
+      g_set_error(error, RAT_ERROR, RAT_ERROR_IO,
+                  "another ratfw ablate (pid %s) is running in %s: wait for it or stop it first", known ? buf : "?",
+                  out);
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (locked) {
     char pid[32];
     int len = g_snprintf(pid, sizeof pid, "%d\n", (int)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) { /* the pid is informative */
@@ -801,8 +838,9 @@ gboolean rat_ablate_run(RatRegistry *reg, const RatSweep *s, const char *out, co
     g_set_error(error, RAT_ERROR, RAT_ERROR_IO, "cannot create the sweep directory %s: %s", out, g_strerror(errno));
     return FALSE;
   }
-  int lock = lock_out(out, error);
+  int lock = lock_out(out, opt->log, error);
   if (lock < 0) return FALSE;
+  sweep_lock_fd = lock;
   Runner r = {.reg = reg, .s = s, .out = out, .opt = opt, .log = opt->log,
               .active = g_ptr_array_new_with_free_func((GDestroyNotify)job_free)};
   /* what is left, once per distinct run (two variants may resolve to the same experiment) */
@@ -897,6 +935,7 @@ gboolean rat_ablate_run(RatRegistry *reg, const RatSweep *s, const char *out, co
     say(&r, "table: %s/table.md, report: %s/index.html", out, out);
   }
   rat_ablate_results_free(res);
+  sweep_lock_fd = -1;
   close(lock);
   return ok;
 }
