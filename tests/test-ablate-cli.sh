@@ -167,16 +167,18 @@ D="... and --dry-run shows the last failure, to be retried"
 t sh -c "[ \$(grep -c '^broken .* failed' '$T/plan') = 2 ] && grep -q 'last failure: train: .*fewer than one batch' '$T/plan'"
 
 # ---- resume after kill -9 --------------------------------------------------------------------------------------
-# Runs of 10 steps that checkpoint every 2. Once the first run has its first checkpoint, its training is frozen
-# (SIGSTOP), so that its state no longer depends on timing, and the sweep is killed with SIGKILL; the training
+# Runs of 150 steps that checkpoint every 2 (a tiny-GAN step takes about 30 ms here, so a run lasts seconds: far
+# longer than the 0.1 s poll between its first checkpoint and the freeze; 10 steps took 0.3 s in all, which a
+# fast machine could finish before the freeze). Once the first run has its first checkpoint, its training is
+# frozen (SIGSTOP), so that its state no longer depends on timing, and the sweep is killed with SIGKILL; the training
 # (SIGCONT) then receives the SIGINT that ratfw ablate arranges for its children when it dies: it checkpoints and
 # stops. The next ablate must wait for it, resume that run from its checkpoint and train only the run never
 # started.
 cat >"$T/kill.yaml" <<EOF
 base: $S/tests/configs/gan-tiny.yaml
 seeds: [1, 2]
-set: [model.text_encoder.weights=$T/clip, data.test_size=64, train.steps=10, train.checkpoint_every=2,
-      train.sample_every=10]
+set: [model.text_encoder.weights=$T/clip, data.test_size=64, train.steps=150, train.checkpoint_every=2,
+      train.sample_every=150]
 variants:
   affine: ['model.generator.adapter_fusion={type: affine}']
 eval: {metrics: shapes_accuracy, samples: 8, batch: 8}
@@ -209,8 +211,8 @@ t sh -c "grep -q '^affine  *1  $K1 .*partial (step [0-9]*)' '$T/plan' && grep -q
 D="the next ablate resumes the killed run and trains the missing one, and finishes"
 t sh -c "[ $st = 0 ] && grep -q 'affine seed 1: resuming training' '$T/err' && grep -q 'affine seed 2: training (pid' '$T/err' &&
   [ $(count "$K" DONE) = 2 ] && [ $(count "$K" 'eval/ablate-*.json') = 2 ]"
-D="... from the checkpoint: the resumed run's log says so, and its metrics go on to step 10"
-t sh -c "grep -q 'resuming at step [1-9]' '$K/runs/$K1/log.txt' && tail -1 '$K/runs/$K1/metrics.jsonl' | grep -q '\"step\": 10,'"
+D="... from the checkpoint: the resumed run's log says so, and its metrics go on to step 150"
+t sh -c "grep -q 'resuming at step [1-9]' '$K/runs/$K1/log.txt' && tail -1 '$K/runs/$K1/metrics.jsonl' | grep -q '\"step\": 150,'"
 KILLPIDS=""
 
 echo "1..$n"
