@@ -8,7 +8,7 @@
  *     Measured worst error 1.2e-15 (x86-64, OpenBLAS); TIGHT = 1e-12 leaves a factor of about 800 for other BLAS
  *     builds and orders of summation, and is still 10^7 times smaller than the change pytorch-fid's 1e-6 offset
  *     would make (scipy_offset in the fixture), so a dropped or doubled term, or an offset always added, fails.
- * Also: the rank-deficient pair is refused unless allowed, and the statistics files give the same FID as the
+ * Also: an indefinite sigma is refused on either side, the rank-deficient pair is refused unless allowed, and the statistics files give the same FID as the
  * feature files they were computed from. */
 #include "config.h"
 
@@ -160,11 +160,34 @@ static void test_statistics_match_numpy(void) {
   clear(&s);
 }
 
+/* An indefinite sigma (positive diagonal, eigenvalues 3 and -1) is refused on either side: the eigen route
+ * clips S1's eigenvalues at 0, so the first side needs its own check. */
+static void test_indefinite_refused(void) {
+  enum { D = 4 };
+  double mu[D] = {0}, good[D * D] = {0}, bad[D * D] = {0};
+  for (int i = 0; i < D; i++) good[i * D + i] = bad[i * D + i] = 1.0 + i;
+  bad[0 * D + 1] = bad[1 * D + 0] = 2.0;
+  RatFrechet f;
+  GError *e = NULL;
+  g_assert_false(rat_frechet_distance(D, mu, bad, mu, good, &f, &e));
+  g_assert_error(e, RAT_ERROR, RAT_ERROR_NUMERIC);
+  g_assert_nonnull(strstr(e->message, "sigma1"));
+  g_clear_error(&e);
+  g_assert_false(rat_frechet_distance(D, mu, good, mu, bad, &f, &e));
+  g_assert_error(e, RAT_ERROR, RAT_ERROR_NUMERIC);
+  g_assert_nonnull(strstr(e->message, "not positive semi-definite"));
+  g_clear_error(&e);
+  g_assert_true(rat_frechet_distance(D, mu, good, mu, good, &f, &e));
+  g_assert_no_error(e);
+  g_assert_cmpfloat(fabs(f.fid), <=, 1e-12);
+}
+
 int main(int argc, char **argv) {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/fid/against-scipy", test_against_scipy);
   g_test_add_func("/fid/offset-is-visible", test_offset_is_visible);
   g_test_add_func("/fid/rank-deficient-refused", test_rank_deficient_refused);
   g_test_add_func("/fid/statistics-match-numpy", test_statistics_match_numpy);
+  g_test_add_func("/fid/indefinite-refused", test_indefinite_refused);
   return g_test_run();
 }
