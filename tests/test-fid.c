@@ -6,10 +6,11 @@
  *   - the achieved accuracy: every term (||mu1 - mu2||^2, the traces, Tr sqrtm) and the FID within TIGHT of the
  *     exact value, relative to the size of the terms (so the identical pair, FID 0, is measured on the same scale).
  *     Measured worst error 1.2e-15 (x86-64, OpenBLAS); TIGHT = 1e-12 leaves a factor of about 800 for other BLAS
- *     builds and orders of summation, and is still 10^7 times smaller than the change pytorch-fid's 1e-6 offset
- *     would make (scipy_offset in the fixture), so a dropped or doubled term, or an offset always added, fails.
- * Also: an indefinite sigma is refused on either side, the rank-deficient pair is refused unless allowed, and the statistics files give the same FID as the
- * feature files they were computed from. */
+ *     builds and orders of summation, and is still about 10^6 times smaller than the change pytorch-fid's 1e-6
+ *     offset would make (scipy_offset in the fixture), so a dropped or doubled term, or an offset always added,
+ *     fails.
+ * Also: an indefinite sigma is refused on either side, the rank-deficient pair is refused unless allowed, and the
+ * statistics files give the same FID as the feature files they were computed from. */
 #include "config.h"
 
 #include <ratfw/ratfw.h>
