@@ -18,7 +18,7 @@
  * bit for bit. A non-finite loss stops the run naming the step and the term; the last checkpoint is kept.
  * With `eval_every` N > 0 the experiment's eval: metrics (the ones `ratfw eval` computes, core/eval/eval.c) run every
  * N steps and at the end, as the released code logs FID and CLIP score every few epochs: a metrics.jsonl record
- * {"step", the metric values, "eval_samples", "eval_seconds"}, RUN/eval/step_NNNNNNN.json, and a panel under the
+ * {"step", the metric values, "eval_samples", "eval_seconds"}, RUN/eval/step_NNNNNNN.json, and panels under the
  * loss curve. The evaluation draws its captions and noises from its own counter-based streams (eval.seed), reads
  * its own instance of the dataset (the loader's thread keeps the training one), and rat_gan_generate restores G's
  * mode and batch-norm buffers: the training RNG, data order and weights are those of a run without it. */
@@ -315,22 +315,41 @@ static RatTensor *eval_plot(const char *text) {
     }
   }
   g_strfreev(lines);
-  RatTensor *img = NULL;
-  if (names->len) {
-    guint n = names->len;
-    const double **xv = g_new(const double *, n), **yv = g_new(const double *, n);
-    guint *nn = g_new(guint, n);
-    for (guint k = 0; k < n; k++) {
-      xv[k] = (const double *)((GArray *)xs->pdata[k])->data;
-      yv[k] = (const double *)((GArray *)ys->pdata[k])->data;
-      nn[k] = ((GArray *)xs->pdata[k])->len;
+  /* one panel per headline value (the metrics' scales differ: FID in the tens, accuracies in [0, 1]): not
+   * r_precision_top5, nor a value whose name extends another's (shapes_accuracy_kind); at most 4, two per row */
+  guint pick[4], np = 0;
+  for (guint k = 0; k < names->len && np < 4; k++) {
+    const char *nk = names->pdata[k];
+    gboolean sub = g_str_has_suffix(nk, "_top5");
+    for (guint j = 0; j < names->len && !sub; j++) {
+      gsize lj = strlen(names->pdata[j]);
+      sub = j != k && !strncmp(nk, names->pdata[j], lj) && nk[lj] == '_';
     }
-    char *title = g_strdup_printf("eval metrics (%.0f samples each)", samples);
-    img = rat_plot_lines(640, 240, title, n, (const char *const *)names->pdata, xv, yv, nn);
-    g_free(title);
-    g_free(xv);
-    g_free(yv);
-    g_free(nn);
+    if (!sub) pick[np++] = k;
+  }
+  RatTensor *img = NULL;
+  if (np) {
+    RatTensor *rows[2] = {NULL, NULL};
+    for (guint r = 0; r < (np + 1) / 2; r++) {
+      RatTensor *cell[2];
+      for (guint c = 0; c < 2; c++) {
+        guint i = r * 2 + c;
+        if (i >= np) {
+          cell[c] = rat_ones(RAT_SHAPE(3, 200, 320));
+          continue;
+        }
+        guint k = pick[i];
+        GArray *x = xs->pdata[k], *y = ys->pdata[k];
+        const double *xv = (const double *)x->data, *yv = (const double *)y->data;
+        guint nn = x->len;
+        const char *nm = names->pdata[k];
+        char *title = g_strdup_printf("eval: %s (%.0f samples)", nm, samples);
+        cell[c] = rat_plot_lines(320, 200, title, 1, &nm, &xv, &yv, &nn);
+        g_free(title);
+      }
+      rows[r] = rat_concat(cell, 2, 2);
+    }
+    img = np > 2 ? rat_concat(rows, 2, 1) : rows[0];
   }
   g_ptr_array_unref(names);
   g_ptr_array_unref(xs);
