@@ -15,7 +15,13 @@
  * The text encoder (frozen CLIP) turns each batch's tokens into s under no-grad. Every `sample_every` steps a grid
  * of fixed captions x fixed noises is written; every `checkpoint_every` steps a checkpoint with both networks,
  * both optimisers, the EMA copy of G, the RNG and the data position (atomic), so `ratfw run --resume` continues
- * bit for bit. A non-finite loss stops the run naming the step and the term; the last checkpoint is kept. */
+ * bit for bit. A non-finite loss stops the run naming the step and the term; the last checkpoint is kept.
+ * With `eval_every` N > 0 the experiment's eval: metrics (the ones `ratfw eval` computes, core/eval/eval.c) run every
+ * N steps and at the end, as the released code logs FID and CLIP score every few epochs: a metrics.jsonl record
+ * {"step", the metric values, "eval_samples", "eval_seconds"}, RUN/eval/step_NNNNNNN.json, and panels under the
+ * loss curve. The evaluation draws its captions and noises from its own counter-based streams (eval.seed), reads
+ * its own instance of the dataset (the loader's thread keeps the training one), and rat_gan_generate restores G's
+ * mode and batch-norm buffers: the training RNG, data order and weights are those of a run without it. */
 #include <ratfw/checkpoint.h>
 #include <ratfw/ratfw.h>
 
@@ -37,6 +43,7 @@ typedef struct {
   char *sample_mode;
   gint64 prefetch;
   char *on_error;
+  gint64 eval_every, eval_samples;
 } GanOptions;
 
 static const RatArgSpec gan_args[] = {
@@ -70,6 +77,12 @@ static const RatArgSpec gan_args[] = {
               "released sample.ipynb)"),
     RAT_ARG_I(GanOptions, prefetch, "2", 0, 64, "batches decoded ahead by the loader's background thread"),
     RAT_ARG_C(GanOptions, on_error, "fail", on_error_choices, "a corrupt image stops the run, or is skipped and counted"),
+    RAT_ARG_I(GanOptions, eval_every, "0", 0, RAT_ARG_NO_LIMIT,
+              "run the experiment's eval: metrics every N steps and at the end (metrics.jsonl, RUN/eval/step_N.json, "
+              "a panel of losses.png); 0: off. Does not change the training"),
+    RAT_ARG_I(GanOptions, eval_samples, "0", 0, 1e9,
+              "images per periodic evaluation (0: eval.samples of the eval: section; fewer than the FID's feature "
+              "width needs eval.fid.allow_rank_deficient)"),
 };
 
 typedef struct {
@@ -80,9 +93,15 @@ typedef struct {
   RatLoader *loader;
   RatRng rng; /* noise of the training steps (checkpointed) */
   gint64 real_size;
+  RatModule *eval_data;    /* the periodic evaluation's own dataset instance (built at the first evaluation) */
+  RatEvalOptions eval_opt; /* the experiment's eval: section, eval_samples applied */
 } Gan;
 
 static void gan_clear(Gan *g) {
+  if (g->eval_data) {
+    rat_module_free(g->eval_data);
+    rat_eval_options_clear(&g->eval_opt);
+  }
   if (g->loader) rat_loader_free(g->loader);
   if (g->opt_g) rat_optim_free(g->opt_g);
   if (g->opt_d) rat_optim_free(g->opt_d);
@@ -252,6 +271,92 @@ static double field(const char *line, const char *key) {
   return v;
 }
 
+/* The evaluation records of metrics.jsonl (those with "eval_seconds") as a plot [3, H, W], one series per metric,
+ * the last record of a step winning (a resumed run repeats the steps after its checkpoint); NULL when none. */
+static RatTensor *eval_plot(const char *text) {
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  GPtrArray *xs = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+  GPtrArray *ys = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+  char **lines = g_strsplit(text, "\n", -1);
+  double samples = NAN;
+  for (char **l = lines; *l; l++) {
+    if (!strstr(*l, "\"eval_seconds\": ")) continue;
+    double st = field(*l, "step");
+    if (!isfinite(st)) continue;
+    samples = field(*l, "eval_samples");
+    /* the flat {"key": number, ...} members other than the bookkeeping ones */
+    for (const char *p = strchr(*l, '"'); p; p = strchr(p, '"')) {
+      const char *e = strchr(p + 1, '"');
+      if (!e || strncmp(e, "\": ", 3)) break;
+      char *key = g_strndup(p + 1, (gsize)(e - p - 1));
+      char *end = NULL;
+      double v = g_ascii_strtod(e + 3, &end);
+      if (end == e + 3) v = NAN; /* null */
+      p = strchr(e + 3, ',');
+      if (strcmp(key, "step") && strcmp(key, "time") && strcmp(key, "eval_seconds") && strcmp(key, "eval_samples")) {
+        guint k = 0;
+        while (k < names->len && strcmp(names->pdata[k], key)) k++;
+        if (k == names->len) {
+          g_ptr_array_add(names, g_strdup(key));
+          g_ptr_array_add(xs, g_array_new(FALSE, FALSE, sizeof(double)));
+          g_ptr_array_add(ys, g_array_new(FALSE, FALSE, sizeof(double)));
+        }
+        GArray *x = xs->pdata[k], *y = ys->pdata[k];
+        guint i = 0;
+        while (i < x->len && g_array_index(x, double, i) != st) i++;
+        if (i < x->len) g_array_index(y, double, i) = v;
+        else {
+          g_array_append_val(x, st);
+          g_array_append_val(y, v);
+        }
+      }
+      g_free(key);
+      if (!p) break;
+    }
+  }
+  g_strfreev(lines);
+  /* one panel per headline value (the metrics' scales differ: FID in the tens, accuracies in [0, 1]): not
+   * r_precision_top5, nor a value whose name extends another's (shapes_accuracy_kind); at most 4, two per row */
+  guint pick[4], np = 0;
+  for (guint k = 0; k < names->len && np < 4; k++) {
+    const char *nk = names->pdata[k];
+    gboolean sub = g_str_has_suffix(nk, "_top5");
+    for (guint j = 0; j < names->len && !sub; j++) {
+      gsize lj = strlen(names->pdata[j]);
+      sub = j != k && !strncmp(nk, names->pdata[j], lj) && nk[lj] == '_';
+    }
+    if (!sub) pick[np++] = k;
+  }
+  RatTensor *img = NULL;
+  if (np) {
+    RatTensor *rows[2] = {NULL, NULL};
+    for (guint r = 0; r < (np + 1) / 2; r++) {
+      RatTensor *cell[2];
+      for (guint c = 0; c < 2; c++) {
+        guint i = r * 2 + c;
+        if (i >= np) {
+          cell[c] = rat_ones(RAT_SHAPE(3, 200, 320));
+          continue;
+        }
+        guint k = pick[i];
+        GArray *x = xs->pdata[k], *y = ys->pdata[k];
+        const double *xv = (const double *)x->data, *yv = (const double *)y->data;
+        guint nn = x->len;
+        const char *nm = names->pdata[k];
+        char *title = g_strdup_printf("eval: %s (%.0f samples)", nm, samples);
+        cell[c] = rat_plot_lines(320, 200, title, 1, &nm, &xv, &yv, &nn);
+        g_free(title);
+      }
+      rows[r] = rat_concat(cell, 2, 2);
+    }
+    img = np > 2 ? rat_concat(rows, 2, 1) : rows[0];
+  }
+  g_ptr_array_unref(names);
+  g_ptr_array_unref(xs);
+  g_ptr_array_unref(ys);
+  return img;
+}
+
 static gboolean write_loss_curve(RatRunContext *ctx, GError **error) {
   if (ctx->metrics) fflush(ctx->metrics);
   char *mp = rat_run_path(ctx, "metrics.jsonl"), *text = NULL;
@@ -288,6 +393,8 @@ static gboolean write_loss_curve(RatRunContext *ctx, GError **error) {
       guint nn[3] = {m, m, m};
       char *title = g_strdup_printf("losses (mean of %u steps per point)", win);
       RatTensor *img = rat_plot_lines(640, 360, title, 3, keys, xv, yv, nn);
+      RatTensor *ev = eval_plot(text);
+      if (ev) img = rat_concat((RatTensor *const[]){img, ev}, 2, 1);
       char *pp = rat_run_path(ctx, "losses.png");
       ok = rat_png_write(pp, img, error);
       g_free(pp);
@@ -302,6 +409,56 @@ static gboolean write_loss_curve(RatRunContext *ctx, GError **error) {
   }
   g_free(mp);
   return ok;
+}
+
+/* ---- periodic evaluation -------------------------------------------------------------------------------- */
+
+static gboolean periodic_eval(const GanOptions *o, RatRunContext *ctx, Gan *g, gint64 step, GError **error) {
+  if (!g->eval_data) {
+    if (!rat_eval_options_load(ctx->registry, ctx->exp, &g->eval_opt, error)) return FALSE;
+    if (o->eval_samples > 0) g->eval_opt.samples = o->eval_samples;
+    if (!(g->eval_data = rat_dataset_build(ctx->registry, ctx->exp->data, error))) {
+      rat_eval_options_clear(&g->eval_opt);
+      return FALSE;
+    }
+  }
+  gint64 t0 = g_get_monotonic_time();
+  RatScope sc = rat_scope_push();
+  GError *e = NULL;
+  RatEvalResults *r = rat_eval_gan(ctx->registry, ctx->exp, g->gan, g->eval_data, &g->eval_opt, ctx->dir, NULL, step,
+                                   FALSE, NULL, NULL, &e);
+  rat_scope_pop(sc);
+  if (!r) {
+    g_propagate_prefixed_error(error, e, "train.eval_every: the evaluation at step %" G_GINT64_FORMAT " failed: ", step);
+    return FALSE;
+  }
+  double secs = (double)(g_get_monotonic_time() - t0) / 1e6;
+  guint n = rat_eval_results_count(r);
+  const char **names = g_new(const char *, n + 2);
+  double *values = g_new(double, n + 2);
+  GString *msg = g_string_new(NULL);
+  for (guint i = 0; i < n; i++) {
+    names[i] = rat_eval_results_name(r, i);
+    values[i] = rat_eval_results_value(r, i);
+    g_string_append_printf(msg, " %s %.4g", names[i], values[i]);
+  }
+  names[n] = "eval_samples";
+  values[n] = (double)g->eval_opt.samples;
+  names[n + 1] = "eval_seconds";
+  values[n + 1] = secs;
+  rat_run_metrics_array(ctx, step, n + 2, names, values);
+  rat_run_log(ctx, "eval at step %" G_GINT64_FORMAT " (%" G_GINT64_FORMAT " samples, %.1f s):%s", step,
+              g->eval_opt.samples, secs, msg->str);
+  char *name = g_strdup_printf("eval/step_%07" G_GINT64_FORMAT ".json", step);
+  char *path = rat_run_path(ctx, name);
+  gboolean ok = rat_eval_results_write(r, path, error);
+  g_free(path);
+  g_free(name);
+  g_string_free(msg, TRUE);
+  g_free(names);
+  g_free(values);
+  rat_eval_results_free(r);
+  return ok && write_loss_curve(ctx, error);
 }
 
 /* ---- checkpoints ---------------------------------------------------------------------------------------- */
@@ -408,6 +565,10 @@ static gboolean gan_run(RatModule *m, RatRunContext *ctx, GError **error) {
                   L.grad_norm_d, L.grad_norm_g, dt * 1e3);
     if ((step % o->sample_every == 0 || step == o->steps) &&
         (!write_samples(o, ctx, &g, &ss, step, error) || !write_loss_curve(ctx, error))) {
+      ok = FALSE;
+      break;
+    }
+    if (o->eval_every > 0 && (step % o->eval_every == 0 || step == o->steps) && !periodic_eval(o, ctx, &g, step, error)) {
       ok = FALSE;
       break;
     }

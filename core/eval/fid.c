@@ -164,6 +164,11 @@ gboolean rat_fid_check_sigma(const char *what, gint64 D, const double *sigma, GE
   return TRUE;
 }
 
+/* An eigenvalue @lo of a matrix whose largest is @hi is a real departure from positive semi-definiteness, not
+ * round-off: its square root (the imaginary part it gives sqrtm) exceeds pytorch-fid's 1e-3 and it is more than
+ * 1e-9 of the largest. */
+static gboolean clearly_negative(double lo, double hi) { return lo < 0 && sqrt(-lo) > 1e-3 && -lo > 1e-9 * MAX(hi, 0.0); }
+
 /* ---- the distance ----------------------------------------------------------------------------------------- */
 
 /* Eigenvalues (ascending) of the symmetric [n, n] @a, which is overwritten by the eigenvectors when @vectors
@@ -187,7 +192,7 @@ static int syevd(int n, double *a, double *w, gboolean vectors) {
 /* Tr(sqrtm(S1 S2)) (symmetric inputs). FALSE when LAPACK fails or something is not finite; @min_lambda gets the
  * most negative eigenvalue of the product (round-off for positive semi-definite inputs). */
 static gboolean trace_sqrt_product(int D, const double *s1, const double *s2, double eps, double *out,
-                                   double *min_lambda, double *max_lambda) {
+                                   double *min_lambda, double *max_lambda, double *min_w1, double *max_w1) {
   gsize DD = (gsize)D * D;
   double *v = g_new(double, DD), *w = g_new(double, D), *t = g_new(double, DD), *m = g_new(double, DD);
   memcpy(v, s1, DD * sizeof(double));
@@ -195,6 +200,8 @@ static gboolean trace_sqrt_product(int D, const double *s1, const double *s2, do
     for (int i = 0; i < D; i++) v[(gsize)i * D + i] += eps;
   gboolean ok = syevd(D, v, w, TRUE) == 0;
   if (ok) {
+    *min_w1 = w[0];
+    *max_w1 = w[D - 1];
     /* B = V diag(sqrt(max(w, 0))): in column-major the eigenvectors are the columns of v; scale column k */
     for (int k = 0; k < D; k++) {
       double r = sqrt(MAX(w[k], 0.0));
@@ -253,12 +260,19 @@ gboolean rat_frechet_distance(gint64 dim, const double *mu1, const double *sigma
     t1 += sigma1[(gsize)i * D + i];
     t2 += sigma2[(gsize)i * D + i];
   }
-  double tr = 0, lo = 0, hi = 0;
-  gboolean ok = trace_sqrt_product(D, sigma1, sigma2, 0.0, &tr, &lo, &hi);
+  double tr = 0, lo = 0, hi = 0, lo1 = 0, hi1 = 0;
+  gboolean ok = trace_sqrt_product(D, sigma1, sigma2, 0.0, &tr, &lo, &hi, &lo1, &hi1);
   if (!ok) {
     /* pytorch-fid: "fid calculation produces singular product; adding eps to diagonal of cov estimates" */
     out->regularized = TRUE;
-    ok = trace_sqrt_product(D, sigma1, sigma2, FID_EPS, &tr, &lo, &hi);
+    ok = trace_sqrt_product(D, sigma1, sigma2, FID_EPS, &tr, &lo, &hi, &lo1, &hi1);
+  }
+  /* The route takes sqrt(max(w, 0)) of S1's eigenvalues, which would hide an indefinite S1 (an indefinite S2 shows
+   * in the product's eigenvalues below): refuse it as scipy's sqrtm of the product would. */
+  if (ok && clearly_negative(lo1, hi1)) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_NUMERIC, "sigma1 has the eigenvalue %g: it is not positive semi-definite, "
+                "so it is not a covariance (pytorch-fid would stop with 'Imaginary component')", lo1);
+    return FALSE;
   }
   if (!ok) {
     g_set_error(error, RAT_ERROR, RAT_ERROR_NUMERIC, "the square root of the covariance product failed even with %g "
@@ -267,7 +281,7 @@ gboolean rat_frechet_distance(gint64 dim, const double *mu1, const double *sigma
   }
   /* A negative eigenvalue of the product gives sqrtm an imaginary part of about sqrt(-lambda); pytorch-fid stops when
    * the imaginary part of the diagonal exceeds 1e-3. Round-off of a positive semi-definite product stays far below. */
-  if (lo < 0 && sqrt(-lo) > 1e-3 && -lo > 1e-9 * MAX(hi, 0.0)) {
+  if (clearly_negative(lo, hi)) {
     g_set_error(error, RAT_ERROR, RAT_ERROR_NUMERIC, "the covariance product has the eigenvalue %g: a sigma is not "
                 "positive semi-definite, so it is not a covariance (pytorch-fid would stop with 'Imaginary component')",
                 lo);
@@ -302,6 +316,30 @@ char *rat_file_sha256(const char *path, GError **error) {
   return hex;
 }
 
+/* A sigma read from a file is positive semi-definite up to round-off (one eigenvalue pass, jobz N: about a second
+ * at D = 2048). Statistics computed from features are by construction. */
+static gboolean check_psd(const char *path, gint64 dim, const double *sigma, GError **error) {
+  if (dim > G_MAXINT / 2) return TRUE; /* rat_frechet_distance refuses it */
+  const int D = (int)dim;
+  double *a = g_memdup2(sigma, sizeof(double) * (gsize)D * D), *w = g_new(double, D);
+  int info = syevd(D, a, w, FALSE);
+  double lo = w[0], hi = w[D - 1];
+  g_free(a);
+  g_free(w);
+  if (info != 0) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_NUMERIC, "%s: the eigenvalues of sigma did not converge (LAPACK dsyevd "
+                "info %d)", path, info);
+    return FALSE;
+  }
+  if (clearly_negative(lo, hi)) {
+    g_set_error(error, RAT_ERROR, RAT_ERROR_NUMERIC, "%s: sigma has the eigenvalue %g (the largest is %g): it is not "
+                "positive semi-definite, so it is not a covariance (pytorch-fid would stop with 'Imaginary component')",
+                path, lo, hi);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean rat_fid_stats_load(const char *path, gboolean allow_rank_deficient, gint64 *dim, double **mu_out,
                             double **sigma_out, gint64 *n_out, GError **error) {
   RatNpz *z = rat_npz_open(path, error);
@@ -333,7 +371,7 @@ gboolean rat_fid_stats_load(const char *path, gboolean allow_rank_deficient, gin
                     mu[i]);
         goto out;
       }
-    if (!rat_fid_check_sigma(path, D, sigma, error)) goto out;
+    if (!rat_fid_check_sigma(path, D, sigma, error) || !check_psd(path, D, sigma, error)) goto out;
     *dim = D;
   } else if (rat_npz_has(z, "features")) {
     if (!(feat = rat_npz_read_f64(z, "features", &nd, sh, error))) goto out;

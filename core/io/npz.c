@@ -231,7 +231,8 @@ gboolean rat_npy_parse(const guint8 *buf, gsize len, const char *what, RatNpyArr
     g_free(d);
     return FALSE;
   }
-  a.data = g_memdup2(buf + start + hlen, need ? need : 1);
+  /* an empty array still gets a buffer, but reads nothing: the member may end at the header */
+  a.data = need ? g_memdup2(buf + start + hlen, need) : g_malloc0(1);
   *out = a;
   return TRUE;
 }
