@@ -970,6 +970,86 @@ static int bench_gan(gboolean quick, gboolean torch) {
   return st;
 }
 
+/* Runs @argv_ with @envp (NULL: ours) and returns its stdout, or NULL (its stderr passes through). */
+static char *spawn_out(char **argv_, char **envp, GError **e) {
+  gint wait = 0;
+  char *out = NULL;
+  if (!g_spawn_sync(NULL, argv_, envp, G_SPAWN_CHILD_INHERITS_STDIN, NULL, NULL, &out, NULL, &wait, e) ||
+      !g_spawn_check_wait_status(wait, e)) {
+    g_free(out);
+    return NULL;
+  }
+  return out;
+}
+
+/* The images/s column of row @name in bench-eval's (or bench_eval.py's) output, or a negative number. */
+static double bench_rate(const char *out, const char *name) {
+  char **lines = g_strsplit(out ? out : "", "\n", -1);
+  double v = -1;
+  for (char **l = lines; *l; l++) {
+    char **f = g_strsplit_set(g_strstrip(*l), " \t", -1), *w[3];
+    int n = 0;
+    for (char **x = f; *x && n < 3; x++)
+      if (**x) w[n++] = *x;
+    if (n == 3 && **l != '#' && !strcmp(w[0], name)) v = g_ascii_strtod(w[2], NULL);
+    g_strfreev(f);
+  }
+  g_strfreev(lines);
+  return v;
+}
+
+/* `ratfw bench eval`: images/s of the FID Inception extractors and of the CLIP score at ViT-B/32 size (random
+ * weights, bench-eval), with --torch next to PyTorch (bench_eval.py, run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+ * unset so that torch's OpenBLAS picks its own kernels), in one table. */
+static int bench_eval(gboolean quick, gboolean torch) {
+  char *bin = find_helper("bench-eval");
+  if (!bin) return fail(EXIT_RUN, "bench", "bench-eval not found beside ratfw (build it with make, or set RATFW_BENCH_DIR)");
+  const char *batch = "16", *reps = quick ? "1" : "3";
+  char *argv_c[] = {bin, (char *)batch, (char *)reps, NULL};
+  GError *e = NULL;
+  char *out_c = spawn_out(argv_c, NULL, &e), *out_p = NULL;
+  int st = EXIT_OK;
+  if (!out_c) {
+    st = fail(EXIT_RUN, "bench", "%s failed%s%s", bin, e ? ": " : "", e ? e->message : "");
+    goto out;
+  }
+  if (torch) {
+    char *script = bench_script("bench_eval.py");
+    char *argv_p[] = {"/usr/bin/python3", script, (char *)batch, (char *)reps, NULL};
+    char **envp = g_environ_unsetenv(g_environ_unsetenv(g_get_environ(), "OPENBLAS_CORETYPE"), "OPENBLAS_L2_SIZE");
+    out_p = spawn_out(argv_p, envp, &e);
+    g_strfreev(envp);
+    if (!out_p)
+      st = fail(EXIT_RUN, "bench", "the PyTorch side failed (needs python3-torch, python3-torchvision and the "
+                "source tree's tools/reference)%s%s", e ? ": " : "", e ? e->message : "");
+    g_free(script);
+  }
+  const char *outs[2] = {out_c, out_p};
+  for (int k = 0; k < 2; k++) {
+    char **lines = g_strsplit(outs[k] ? outs[k] : "", "\n", -1);
+    for (char **l = lines; *l; l++)
+      if (**l == '#') printf("%s\n", *l);
+    g_strfreev(lines);
+  }
+  printf("%-14s %14s %14s %8s\n", "extractor", "ratfw img/s", "PyTorch img/s", "ratio");
+  const char *names[3] = {"inception", "inception_fid", "clip_score"};
+  for (int i = 0; i < 3; i++) {
+    double c = bench_rate(out_c, names[i]), p = bench_rate(out_p, names[i]);
+    char pc[32] = "-", rc[32] = "-";
+    if (p > 0) {
+      g_snprintf(pc, sizeof pc, "%.2f", p);
+      g_snprintf(rc, sizeof rc, "%.2fx", c / p);
+    }
+    printf("%-14s %14.2f %14s %8s\n", names[i], c, pc, rc);
+  }
+out:
+  g_clear_error(&e);
+  g_free(out_c);
+  g_free(out_p);
+  g_free(bin);
+  return st;
+}
+
 static int cmd_bench(int argc, char **argv) {
   gboolean quick = FALSE, torch = FALSE;
   GOptionEntry entries[] = {
@@ -977,7 +1057,7 @@ static int cmd_bench(int argc, char **argv) {
       {"torch", 0, 0, G_OPTION_ARG_NONE, &torch,
        "also time the same ops in PyTorch (python3-torch) at the same thread count and print one joined table", NULL},
       {NULL}};
-  int st = parse_options("bench", "ops|clip|data|gan",
+  int st = parse_options("bench", "ops|clip|data|gan|eval",
                          "Benchmarks. 'ops': GFLOP/s of conv2d forward, backward-data and backward-weights at the\n"
                          "RATLIP generator's shapes and of matmul, next to the machine's sgemm peak measured in the\n"
                          "same run. 'clip': CLIP ViT-B/32 image and text encoding throughput (random weights).\n"
@@ -985,12 +1065,15 @@ static int cmd_bench(int argc, char **argv) {
                          "next to PIL + torchvision on the same files, DataLoader workers = threads).\n"
                          "'gan': one training iteration (D step with MA-GP, G step with CLIP similarity, Adam) of the\n"
                          "CPU-scale RATLIP, GALIP and DF-GAN (--torch: the same iteration in PyTorch).\n"
+                         "'eval': images/s of the FID extractors inception and inception_fid (batch 16 at 299 px) and\n"
+                         "of the CLIP score at ViT-B/32 size (--torch: torchvision/PyTorch, one table with the ratio).\n"
                          "Threads: OMP_NUM_THREADS. A benchmark prints a table; it asserts nothing.",
                          entries, &argc, &argv);
   if (st >= 0) return st;
   if (argc != 2 || (strcmp(argv[1], "ops") && strcmp(argv[1], "clip") && strcmp(argv[1], "data") &&
-                    strcmp(argv[1], "gan")))
-    return fail(EXIT_USAGE, "bench", "expected 'ops', 'clip', 'data' or 'gan' (see ratfw bench --help)");
+                    strcmp(argv[1], "gan") && strcmp(argv[1], "eval")))
+    return fail(EXIT_USAGE, "bench", "expected 'ops', 'clip', 'data', 'gan' or 'eval' (see ratfw bench --help)");
+  if (!strcmp(argv[1], "eval")) return bench_eval(quick, torch);
   if (!strcmp(argv[1], "gan")) return bench_gan(quick, torch);
   if (!strcmp(argv[1], "data")) return bench_data(quick, torch);
   if (!strcmp(argv[1], "clip")) return bench_clip(quick, torch);
@@ -1036,7 +1119,7 @@ static const struct {
     {"tokenize", cmd_tokenize, "print the token ids of captions (CLIP BPE or a word tokenizer)"},
     {"clip", cmd_clip, "'clip encode': embed captions and images with CLIP weights into a safetensors file"},
     {"ablate", cmd_ablate, "train and evaluate every variant x seed of a sweep; table, chart and report"},
-    {"bench", cmd_bench, "benchmarks next to PyTorch: 'ops' (kernel GFLOP/s), 'clip', 'data' (input pipeline), 'gan' (one iteration)"},
+    {"bench", cmd_bench, "benchmarks next to PyTorch: 'ops' (kernel GFLOP/s), 'clip', 'data' (input pipeline), 'gan' (one iteration), 'eval' (FID/CLIP-score extractors)"},
 };
 
 static void usage(FILE *f) {
