@@ -12,16 +12,16 @@ Use the model with the experiment that has the same widths (configs/paper/*); ra
 not fit, by name and shape.
 """
 import argparse
-import json
 import os
 import re
-import struct
 import sys
 
 try:
     import torch
 except ImportError:
     sys.exit("convert-checkpoint: needs PyTorch (Debian: apt-get install python3-torch)")
+
+from safetensors_writer import save_safetensors  # tools/safetensors_writer.py, beside this script
 
 
 def detect(g):
@@ -60,27 +60,6 @@ def tensor_for(k, v):
     if re.search(r"\.sa\.(cweight|cbias|sweight|sbias)$", k):
         v = v.reshape(-1)  # (1, m, 1, 1) -> (m,)
     return v
-
-
-def save_safetensors(path, tensors, metadata):
-    header = {"__metadata__": metadata}
-    blobs, off = [], 0
-    for name, t in tensors.items():
-        b = t.numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def strip(sd):

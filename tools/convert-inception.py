@@ -15,9 +15,7 @@ float32. The output's metadata records the source file's name and SHA-256 and th
 """
 import argparse
 import hashlib
-import json
 import os
-import struct
 import sys
 
 try:
@@ -25,26 +23,7 @@ try:
 except ImportError:
     sys.exit("convert-inception: needs PyTorch (Debian: apt-get install python3-torch)")
 
-
-def save_safetensors(path, tensors, metadata):
-    header = {"__metadata__": {str(k): str(v) for k, v in metadata.items()}}
-    blobs, offset = [], 0
-    for name, t in tensors.items():
-        data = t.detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+from safetensors_writer import save_safetensors  # tools/safetensors_writer.py, beside this script
 
 
 def main():
